@@ -1,0 +1,25 @@
+"""Tunables of fastnn in one place: compile flags, caching, size thresholds.
+
+Kernels read these values; they never hard-code them. Environment variables are read once, at import:
+
+- ``FASTNN_CACHE=0`` turns off Numba's on-disk cache of compiled kernels (on by default).
+- ``FASTNN_BACKEND`` sets the default backend (``"cpu"`` unless set).
+"""
+import os
+
+#: LLVM fast-math flags for every Numba kernel. ``fastmath=True`` would add ``nnan``/``ninf``, which
+#: delete NaN/inf checks; this subset keeps them and still lets reductions vectorize.
+FASTMATH = frozenset({"reassoc", "contract", "arcp", "nsz"})
+
+#: Cache compiled kernels on disk (numba ``cache=True``).
+CACHE = os.environ.get("FASTNN_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+
+#: Backend used when a kernel is called without ``backend=``.
+DEFAULT_BACKEND = os.environ.get("FASTNN_BACKEND", "cpu")
+
+#: Below this many array elements a CPU kernel runs serially on the calling thread: waking the
+#: thread pool costs more than the work (chosen with ``python -m fastnn bench``).
+PARALLEL_MIN_ELEMENTS = 1 << 15
+
+#: Below this many multiply-adds (n * n_in * n_out) a dense product runs serially.
+PARALLEL_MIN_FLOPS = 1 << 21

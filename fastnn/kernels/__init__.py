@@ -1,0 +1,174 @@
+"""fastnn kernels: the public functional API, one implementation per backend.
+
+Every function validates its inputs (shapes, dtypes, values), then runs the backend chosen by
+``backend=`` ("numpy" reference or "cpu" Numba; default from ``fastnn.backend``). Arrays are
+(n_samples, n_features), float32 or float64 (one dtype per call), C-contiguous (others are copied).
+Bad input raises TypeError/ValueError naming the argument before any state changes; NaN or inf in
+an input raises ValueError naming it.
+"""
+import numpy as np
+
+from fastnn import backend as _backend
+from fastnn.kernels import _validate as check
+from fastnn.kernels._names import ACTIVATIONS
+from fastnn.kernels.reference import BatchNormCache, NonFiniteError
+
+__all__ = ["ACTIVATIONS", "BatchNormCache", "batchnorm_backward", "batchnorm_forward",
+           "dense_backward", "dense_forward", "hardmax", "log_softmax", "softmax",
+           "softmax_cross_entropy"]
+
+
+def _run(fn, backend, inputs, *args, **kwargs):
+    """Call ``fn`` of the chosen backend; on NaN/inf name the input in ``inputs`` that has it."""
+    impl = getattr(_backend.get(backend), fn)
+    try:
+        return impl(*args, **kwargs)
+    except NonFiniteError:
+        check.nonfinite_result(fn, **inputs)
+
+
+def _activation(fn, activation):
+    activation = "linear" if activation is None else activation
+    check.choice(fn, "activation", activation, ACTIVATIONS)
+    return activation
+
+
+def dense_forward(X, W, b=None, activation="linear", *, backend=None):
+    """Dense layer: A = g(Z), Z = X @ W + b, with the bias and g fused after the product.
+
+    X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; activation g: "linear" (or None), "relu",
+    "tanh", "sigmoid". Returns A: (m, n_out), X's dtype.
+    """
+    fn = "dense_forward"
+    X = check.float_array(fn, "X", X, 2)
+    W = check.float_array(fn, "W", W, 2)
+    b = None if b is None else check.float_array(fn, "b", b, 1)
+    check.same_dtype(fn, X=X, W=W, b=b)
+    check.shape(fn, "W", W, (X.shape[1], W.shape[1]), f"(n_in = X.shape[1] = {X.shape[1]} rows)")
+    if b is not None:
+        check.shape(fn, "b", b, (W.shape[1],), "(one bias per column of W)")
+    activation = _activation(fn, activation)
+    return _run(fn, backend, dict(X=X, W=W, b=b), X, W, b, activation)
+
+
+def dense_backward(dA, X, W, A, activation="linear", *, backend=None):
+    """Gradients of ``dense_forward``: dZ = dA * g'(Z) with g' computed from A = g(Z), then
+    dX = dZ @ W.T, dW = X.T @ dZ, db = sum of dZ over rows.
+
+    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
+    db (n_out,)). The bias gradient db is returned also for layers without a bias.
+    """
+    fn = "dense_backward"
+    dA, X, W, A = (check.float_array(fn, name, a, 2)
+                   for name, a in (("dA", dA), ("X", X), ("W", W), ("A", A)))
+    check.same_dtype(fn, dA=dA, X=X, W=W, A=A)
+    m, n_in = X.shape
+    n_out = W.shape[1]
+    check.shape(fn, "W", W, (n_in, n_out), f"(n_in = X.shape[1] = {n_in} rows)")
+    check.shape(fn, "A", A, (m, n_out), "(X.shape[0] rows, W.shape[1] columns)")
+    check.shape(fn, "dA", dA, (m, n_out), "(the shape of A)")
+    activation = _activation(fn, activation)
+    return _run(fn, backend, dict(dA=dA, X=X, W=W, A=A), dA, X, W, A, activation)
+
+
+def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
+                      eps=1e-5, *, backend=None):
+    """Batch normalization: Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column.
+
+    X: (m, n); gamma, beta, running_mean, running_var: (n,). In training, mean and var are the
+    batch mean and biased variance, and the running statistics are updated in place as
+    exponentially weighted averages, r = decay * r + (1 - decay) * batch value; ``running_var``
+    stores the unbiased batch variance var * m / (m - 1), as PyTorch does. ``decay`` is the weight
+    of the old value: PyTorch's ``momentum`` is 1 - decay. At inference (``training=False``) the
+    running statistics normalize and are left unchanged. Returns (Y (m, n), cache for
+    ``batchnorm_backward``).
+    """
+    fn = "batchnorm_forward"
+    X = check.float_array(fn, "X", X, 2)
+    vectors = {}
+    for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
+                    ("running_var", running_var)):
+        if name.startswith("running") and not (isinstance(v, np.ndarray) and v.flags.writeable
+                                               and v.flags.c_contiguous):
+            raise TypeError(f"{fn}: {name} must be a writable C-contiguous NumPy array (it is "
+                            f"updated in place), got {type(v).__name__}")
+        vectors[name] = check.float_array(fn, name, v, 1)
+        check.shape(fn, name, vectors[name], (X.shape[1],), "(one value per column of X)")
+    check.same_dtype(fn, X=X, **vectors)
+    check.finite(fn, **vectors)
+    if np.any(vectors["running_var"] < 0):
+        raise ValueError(f"{fn}: running_var must be >= 0, got a minimum of "
+                         f"{vectors['running_var'].min()}")
+    if not isinstance(training, (bool, np.bool_)):
+        raise TypeError(f"{fn}: training must be True or False, got {training!r}")
+    if training and X.shape[0] < 2:
+        raise ValueError(f"{fn}: training needs a batch of at least 2 rows to estimate a variance, "
+                         f"got X of shape {X.shape}")
+    check.number_in(fn, "decay", decay, 0.0, 1.0)
+    check.number_in(fn, "eps", eps, 0.0, np.inf, low_open=True)
+    return _run(fn, backend, dict(X=X), X, vectors["gamma"], vectors["beta"],
+                running_mean, running_var, training=bool(training), decay=float(decay),
+                eps=float(eps))
+
+
+def batchnorm_backward(dY, cache, *, backend=None):
+    """Gradients of ``batchnorm_forward``. dY: (m, n); cache: from the forward call.
+
+    With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (over rows);
+    training: dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma);
+    inference: dX = dY * gamma * invstd. Returns (dX (m, n), dgamma (n,), dbeta (n,)).
+    """
+    fn = "batchnorm_backward"
+    if not isinstance(cache, BatchNormCache):
+        raise TypeError(f"{fn}: cache must be the BatchNormCache returned by batchnorm_forward, "
+                        f"got {type(cache).__name__}")
+    dY = check.float_array(fn, "dY", dY, 2)
+    check.same_dtype(fn, dY=dY, X=cache.X)
+    check.shape(fn, "dY", dY, cache.X.shape, "(the shape of the forward input X)")
+    return _run(fn, backend, dict(dY=dY, X=cache.X), dY, cache)
+
+
+def _logits(fn, Z):
+    return check.float_array(fn, "Z", Z, 2)
+
+
+def softmax(Z, *, backend=None):
+    """softmax(Z)_ij = exp(Z_ij - max_k Z_ik) / sum_l exp(Z_il - max_k Z_ik). Z: (m, C) -> (m, C)."""
+    Z = _logits("softmax", Z)
+    return _run("softmax", backend, dict(Z=Z), Z)
+
+
+def log_softmax(Z, *, backend=None):
+    """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C) -> (m, C)."""
+    Z = _logits("log_softmax", Z)
+    return _run("log_softmax", backend, dict(Z=Z), Z)
+
+
+def hardmax(Z, *, backend=None):
+    """One-hot of each row's argmax (the first on ties), Z's dtype. Z: (m, C) -> (m, C)."""
+    Z = _logits("hardmax", Z)
+    return _run("hardmax", backend, dict(Z=Z), Z)
+
+
+def softmax_cross_entropy(Z, y, *, backend=None):
+    """Mean cross-entropy of softmax(Z) against y, and its gradient, in one pass.
+
+    Z: (m, C) logits. y: class indices (m,) of an integer dtype in [0, C), or target rows (m, C) of
+    Z's dtype (one-hot or probabilities). loss = -(1/m) sum_ij Y_ij log softmax(Z)_ij and
+    dZ = (softmax(Z) * sum_j Y_ij - Y) / m, i.e. (softmax(Z) - Y) / m for one-hot rows.
+    Returns (loss as a Python float, dZ (m, C)).
+    """
+    fn = "softmax_cross_entropy"
+    Z = _logits(fn, Z)
+    y = np.asarray(y)
+    if y.ndim == 1:
+        check.class_labels(fn, "y", y, Z.shape[0], Z.shape[1])
+    elif y.ndim == 2:
+        y = check.float_array(fn, "y", y, 2)
+        check.same_dtype(fn, Z=Z, y=y)
+        check.shape(fn, "y", y, Z.shape, "(target rows: the shape of Z)")
+    else:
+        raise ValueError(f"{fn}: y must be class indices (m,) or target rows (m, C), got shape "
+                         f"{y.shape}")
+    inputs = dict(Z=Z) if y.ndim == 1 else dict(Z=Z, y=y)
+    return _run(fn, backend, inputs, Z, y)

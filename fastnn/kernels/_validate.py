@@ -1,0 +1,88 @@
+"""Input checks run by ``fastnn.kernels`` before any backend work.
+
+Each check raises TypeError (wrong kind or dtype) or ValueError (wrong shape or value) with a
+message that names the function, the argument, what was expected and what was received.
+"""
+import numbers
+
+import numpy as np
+
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fail(exc, fn, message):
+    raise exc(f"{fn}: {message}")
+
+
+def float_array(fn, name, a, ndim):
+    """``a`` as a C-contiguous float32/float64 array with ``ndim`` dims and no empty axis."""
+    if not isinstance(a, np.ndarray):
+        if not hasattr(a, "__array__") and not isinstance(a, (list, tuple)):
+            _fail(TypeError, fn, f"{name} must be a NumPy array, got {type(a).__name__}")
+        a = np.asarray(a)
+    if a.dtype not in FLOAT_DTYPES:
+        _fail(TypeError, fn, f"{name} must have dtype float32 or float64, got {a.dtype}")
+    if a.ndim != ndim:
+        layout = "(n_samples, n_features)" if ndim == 2 else "(n_features,)"
+        _fail(ValueError, fn, f"{name} must be {ndim}-D {layout}, got shape {a.shape}")
+    if 0 in a.shape:
+        what = "an empty batch" if a.shape[0] == 0 and ndim == 2 else "empty"
+        _fail(ValueError, fn, f"{name} is {what}: shape {a.shape}")
+    return np.ascontiguousarray(a)
+
+
+def same_dtype(fn, **arrays):
+    """All given arrays (None skipped) share one dtype."""
+    given = {k: v for k, v in arrays.items() if v is not None}
+    if len({v.dtype for v in given.values()}) > 1:
+        listing = ", ".join(f"{k} is {v.dtype}" for k, v in given.items())
+        _fail(TypeError, fn, f"mixed dtypes ({listing}); convert them to one of float32, float64")
+
+
+def shape(fn, name, a, expected, reason):
+    """``a.shape == expected``, else a ValueError that says why that shape is expected."""
+    if a.shape != tuple(expected):
+        _fail(ValueError, fn, f"{name} must have shape {tuple(expected)} {reason}, got {a.shape}")
+
+
+def choice(fn, name, value, options):
+    """``value`` is one of ``options``."""
+    if not isinstance(value, str) or value not in options:
+        _fail(ValueError, fn, f"unknown {name} {value!r}; expected one of {', '.join(options)}")
+
+
+def number_in(fn, name, value, low, high, low_open=False):
+    """A real number in [low, high] (or (low, high] with ``low_open``)."""
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    ok = ok and (low < value if low_open else low <= value) and value <= high
+    if not ok:
+        bracket = "(" if low_open else "["
+        _fail(ValueError, fn, f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
+
+
+def finite(fn, **arrays):
+    """Every given array is free of NaN and inf (meant for small arrays; large ones are checked
+    inside the kernels at no extra pass)."""
+    for name, a in arrays.items():
+        if a is not None and not np.isfinite(a).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+            _fail(ValueError, fn, f"{name} contains NaN or inf (first at index {where})")
+
+
+def nonfinite_result(fn, **arrays):
+    """Called when a backend met NaN/inf: name the input that holds it, or report an overflow."""
+    finite(fn, **arrays)
+    raise FloatingPointError(f"{fn}: the result overflowed to inf or NaN although the inputs "
+                             "are finite; scale the inputs or weights down")
+
+
+def class_labels(fn, name, y, n_rows, n_classes):
+    """Integer class indices (n_rows,) in [0, n_classes)."""
+    if y.dtype.kind not in "iu":
+        _fail(TypeError, fn, f"{name} as class indices must have an integer dtype, got {y.dtype}")
+    shape(fn, name, y, (n_rows,), "(one class index per row of Z)")
+    low, high = int(y.min()), int(y.max())
+    if low < 0 or high >= n_classes:
+        bad = low if low < 0 else high
+        _fail(ValueError, fn, f"{name} holds class index {bad}, outside [0, {n_classes}) for Z "
+                              f"with {n_classes} columns")

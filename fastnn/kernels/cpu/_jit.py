@@ -1,0 +1,24 @@
+"""Numba decorators with fastnn's flags: the only place kernels get their compile options."""
+import numba
+
+from fastnn import config
+
+
+def jit(fn=None, *, parallel=False):
+    """``numba.njit`` with fastnn's fast-math subset, on-disk caching and the GIL released.
+
+    Use ``@jit`` for serial kernels and ``@jit(parallel=True)`` for kernels with a ``prange``.
+    ``error_model="numpy"`` lets divisions vectorize (no ZeroDivisionError checks).
+    """
+    decorate = numba.njit(parallel=parallel, fastmath=set(config.FASTMATH), cache=config.CACHE,
+                          nogil=True, error_model="numpy")
+    return decorate if fn is None else decorate(fn)
+
+
+def n_blocks(n_rows, work, threshold=None):
+    """Row blocks to split work into: one per Numba thread, or 1 (run serially on the calling
+    thread) when ``work`` (elements or multiply-adds) is under ``threshold``, where waking the
+    thread pool would cost more than the work. Default threshold: config.PARALLEL_MIN_ELEMENTS."""
+    if work < (config.PARALLEL_MIN_ELEMENTS if threshold is None else threshold):
+        return 1
+    return max(1, min(numba.get_num_threads(), n_rows))

@@ -1,0 +1,158 @@
+"""Batch normalization kernels on (m, n) C-ordered data, streamed over rows.
+
+Each thread takes a block of rows and keeps its own float64 column accumulators (no strided
+access: the inner loop runs along the contiguous feature axis); the blocks' sums are then added.
+Forward reads X twice (statistics; Y = (X - mean) * alpha + beta with alpha = gamma * invstd),
+backward reads X and dY twice (sums of dY and dY * (X - mean); then dX).
+"""
+import numpy as np
+from numba import prange
+
+from fastnn.kernels.cpu._jit import jit, n_blocks
+from fastnn.kernels.reference import BatchNormCache, NonFiniteError
+
+
+@jit
+def _stats_rows(X, shift, s1, s2, r0, r1):
+    """s1 += sum(X - shift), s2 += sum((X - shift)^2) over rows r0:r1 (shift: X's first row,
+    which keeps the one-pass variance accurate when the mean is large)."""
+    for i in range(r0, r1):
+        for j in range(X.shape[1]):
+            d = X[i, j] - shift[j]
+            s1[j] += d
+            s2[j] += d * d
+
+
+@jit(parallel=True)
+def _stats_parallel(X, shift, s1, s2):
+    m, blocks = X.shape[0], s1.shape[0]
+    for t in prange(blocks):
+        _stats_rows(X, shift, s1[t], s2[t], t * m // blocks, (t + 1) * m // blocks)
+
+
+@jit
+def _normalize_rows(X, mean, alpha, beta, Y, r0, r1):
+    """Y = (X - mean) * alpha + beta for rows r0:r1; returns 0 if all finite, else NaN."""
+    bad = 0.0
+    for i in range(r0, r1):
+        for j in range(X.shape[1]):
+            y = (X[i, j] - mean[j]) * alpha[j] + beta[j]
+            bad += y - y
+            Y[i, j] = y
+    return bad
+
+
+@jit(parallel=True)
+def _normalize_parallel(X, mean, alpha, beta, Y, blocks):
+    m = X.shape[0]
+    bad = 0.0
+    for t in prange(blocks):
+        bad += _normalize_rows(X, mean, alpha, beta, Y, t * m // blocks, (t + 1) * m // blocks)
+    return bad
+
+
+@jit
+def _grad_sums_rows(dY, X, mean, sdy, sdyx, r0, r1):
+    """sdy += sum(dY), sdyx += sum(dY * (X - mean)) over rows r0:r1."""
+    for i in range(r0, r1):
+        for j in range(X.shape[1]):
+            g = dY[i, j]
+            sdy[j] += g
+            sdyx[j] += g * (X[i, j] - mean[j])
+
+
+@jit(parallel=True)
+def _grad_sums_parallel(dY, X, mean, sdy, sdyx):
+    m, blocks = X.shape[0], sdy.shape[0]
+    for t in prange(blocks):
+        _grad_sums_rows(dY, X, mean, sdy[t], sdyx[t], t * m // blocks, (t + 1) * m // blocks)
+
+
+@jit
+def _grad_x_rows(dY, X, mean, a, c, d, dX, r0, r1):
+    """dX = a * dY + c * (X - mean) + d for rows r0:r1; returns 0 if all finite, else NaN."""
+    bad = 0.0
+    for i in range(r0, r1):
+        for j in range(X.shape[1]):
+            v = a[j] * dY[i, j] + c[j] * (X[i, j] - mean[j]) + d[j]
+            bad += v - v
+            dX[i, j] = v
+    return bad
+
+
+@jit(parallel=True)
+def _grad_x_parallel(dY, X, mean, a, c, d, dX, blocks):
+    m = X.shape[0]
+    bad = 0.0
+    for t in prange(blocks):
+        bad += _grad_x_rows(dY, X, mean, a, c, d, dX, t * m // blocks, (t + 1) * m // blocks)
+    return bad
+
+
+def _column_sums(kernel_rows, kernel_parallel, blocks, *arrays):
+    """Run a two-accumulator column-sum kernel serially or in parallel; return both sums (float64)."""
+    n = arrays[0].shape[1]
+    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
+    if blocks == 1:
+        kernel_rows(*arrays, acc1[0], acc2[0], 0, arrays[0].shape[0])
+    else:
+        kernel_parallel(*arrays, acc1, acc2)
+    return acc1.sum(axis=0), acc2.sum(axis=0)
+
+
+def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
+    """Run a row-block kernel that returns a non-finite indicator; raise if it is not 0."""
+    m = arrays[0].shape[0]
+    bad = kernel_rows(*arrays, 0, m) if blocks == 1 else kernel_parallel(*arrays, blocks)
+    if bad != 0:
+        raise NonFiniteError
+
+
+def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9, eps=1e-5):
+    """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
+    m = X.shape[0]
+    blocks = n_blocks(m, X.size)
+    if training:
+        shift = X[0].astype(np.float64)
+        s1, s2 = _column_sums(_stats_rows, _stats_parallel, blocks, X, shift)
+        if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
+            raise NonFiniteError
+        mean_shifted = s1 / m
+        var = np.maximum(s2 / m - mean_shifted * mean_shifted, 0.0)
+        mean = shift + mean_shifted
+    else:
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+    invstd = 1.0 / np.sqrt(var + eps)
+    dtype = X.dtype
+    mean_x, invstd_x = mean.astype(dtype), invstd.astype(dtype)
+    Y = np.empty_like(X)
+    _rowwise(_normalize_rows, _normalize_parallel, blocks,
+             X, mean_x, (gamma * invstd).astype(dtype), beta, Y)
+    if training:
+        running_mean *= decay
+        running_mean += ((1 - decay) * mean).astype(dtype)
+        running_var *= decay
+        running_var += ((1 - decay) * var * (m / (m - 1))).astype(dtype)
+    return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training)
+
+
+def batchnorm_backward(dY, cache):
+    """Batch normalization backward; see ``fastnn.kernels.batchnorm_backward``."""
+    X, gamma, mean, invstd, training = cache
+    m = X.shape[0]
+    blocks = n_blocks(m, X.size)
+    dbeta, sdyx = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, X, mean)
+    if not (np.isfinite(dbeta).all() and np.isfinite(sdyx).all()):
+        raise NonFiniteError
+    invstd64 = invstd.astype(np.float64)
+    dgamma = sdyx * invstd64
+    a = gamma * invstd64
+    if training:  # dX = a * (dY - dbeta / m - xhat * dgamma / m), xhat = (X - mean) * invstd
+        c, d = -a * invstd64 * dgamma / m, -a * dbeta / m
+    else:
+        c, d = np.zeros_like(a), np.zeros_like(a)
+    dtype = X.dtype
+    dX = np.empty_like(X)
+    _rowwise(_grad_x_rows, _grad_x_parallel, blocks,
+             dY, X, mean, a.astype(dtype), c.astype(dtype), d.astype(dtype), dX)
+    return dX, dgamma.astype(dtype), dbeta.astype(dtype)

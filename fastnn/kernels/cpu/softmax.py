@@ -1,0 +1,169 @@
+"""Softmax, log-softmax, hardmax and fused softmax cross-entropy, one row at a time.
+
+Rows are independent, so threads take blocks of rows. Per row: max (with a NaN/inf check), then
+exp(z - max) with a vectorizable exp and its sum, then the output; the order z - max - log(sum)
+keeps logits of 1e4 finite. Z: (m, C).
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from fastnn.kernels.cpu import _math
+from fastnn.kernels.cpu._jit import jit, n_blocks
+from fastnn.kernels.reference import NonFiniteError
+
+SOFTMAX, LOG_SOFTMAX, HARDMAX = range(3)
+
+
+@jit
+def _row_max(z):
+    """(max of z, index of the first max, 0 if z is all finite else NaN)."""
+    best, arg, bad = z[0], 0, 0.0
+    for j in range(z.shape[0]):
+        bad += z[j] - z[j]
+        if z[j] > best:
+            best, arg = z[j], j
+    return best, arg, bad
+
+
+@jit
+def _exp_shifted(z, shift, out):
+    """out = exp(z - shift); returns sum(out) in float64."""
+    s = 0.0
+    for j in range(z.shape[0]):
+        e = _math.exp(z[j] - shift)
+        out[j] = e
+        s += e
+    return s
+
+
+@jit
+def _softmax_rows(Z, out, mode, r0, r1):
+    """Rows r0:r1 of softmax, log_softmax or hardmax (by ``mode``); returns the NaN indicator."""
+    bad = 0.0
+    zero, one = Z.dtype.type(0), Z.dtype.type(1)
+    for i in range(r0, r1):
+        z, o = Z[i], out[i]
+        mx, arg, row_bad = _row_max(z)
+        bad += row_bad
+        if mode == HARDMAX:
+            o[:] = zero
+            o[arg] = one
+            continue
+        s = _exp_shifted(z, mx, o)
+        if mode == SOFTMAX:
+            inv = Z.dtype.type(1.0 / s)
+            for j in range(z.shape[0]):
+                o[j] *= inv
+        else:
+            log_s = Z.dtype.type(math.log(s))
+            for j in range(z.shape[0]):
+                o[j] = (z[j] - mx) - log_s
+    return bad
+
+
+@jit(parallel=True)
+def _softmax_parallel(Z, out, mode, blocks):
+    m = Z.shape[0]
+    bad = 0.0
+    for t in prange(blocks):
+        bad += _softmax_rows(Z, out, mode, t * m // blocks, (t + 1) * m // blocks)
+    return bad
+
+
+@jit
+def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
+    """Loss sum and gradient for rows r0:r1 (see ``softmax_cross_entropy``).
+
+    With use_rows, targets are Y's rows: loss_i = sum_j Y_ij (lse_i - Z_ij),
+    dZ_i = (p_i * sum_j Y_ij - Y_i) / m; otherwise class ``labels``: loss_i = lse_i - Z_i,label,
+    dZ_i = (p_i - onehot_i) / m. lse_i = log sum_j exp(Z_ij). Returns (loss sum, NaN indicator).
+    """
+    m = Z.shape[0]
+    inv_m = Z.dtype.type(1.0 / m)
+    loss, bad = 0.0, 0.0
+    for i in range(r0, r1):
+        z, g = Z[i], dZ[i]
+        mx, _, row_bad = _row_max(z)
+        bad += row_bad
+        s = _exp_shifted(z, mx, g)
+        lse = mx + math.log(s)
+        if use_rows:
+            y = Y[i]
+            ysum, yz = 0.0, 0.0
+            for j in range(z.shape[0]):
+                ysum += y[j]
+                yz += y[j] * z[j]
+                bad += y[j] - y[j]
+            loss += ysum * lse - yz
+            scale = Z.dtype.type(ysum / s) * inv_m
+            for j in range(z.shape[0]):
+                g[j] = g[j] * scale - y[j] * inv_m
+        else:
+            label = labels[i]
+            loss += lse - z[label]
+            scale = Z.dtype.type(1.0 / s) * inv_m
+            for j in range(z.shape[0]):
+                g[j] *= scale
+            g[label] -= inv_m
+    return loss, bad
+
+
+@jit(parallel=True)
+def _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks):
+    m = Z.shape[0]
+    loss, bad = 0.0, 0.0
+    for t in prange(blocks):
+        part, part_bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows,
+                                             t * m // blocks, (t + 1) * m // blocks)
+        loss += part
+        bad += part_bad
+    return loss, bad
+
+
+def _softmax_like(Z, mode):
+    out = np.empty_like(Z)
+    blocks = n_blocks(Z.shape[0], Z.size)
+    if blocks == 1:
+        bad = _softmax_rows(Z, out, mode, 0, Z.shape[0])
+    else:
+        bad = _softmax_parallel(Z, out, mode, blocks)
+    if bad != 0:
+        raise NonFiniteError
+    return out
+
+
+def softmax(Z):
+    """Row-wise softmax; see ``fastnn.kernels.softmax``."""
+    return _softmax_like(Z, SOFTMAX)
+
+
+def log_softmax(Z):
+    """Row-wise log-softmax; see ``fastnn.kernels.log_softmax``."""
+    return _softmax_like(Z, LOG_SOFTMAX)
+
+
+def hardmax(Z):
+    """One-hot of the row argmax; see ``fastnn.kernels.hardmax``."""
+    return _softmax_like(Z, HARDMAX)
+
+
+_NO_LABELS = np.zeros(0, np.intp)
+
+
+def softmax_cross_entropy(Z, y):
+    """Mean softmax cross-entropy and its gradient; see ``fastnn.kernels.softmax_cross_entropy``."""
+    m = Z.shape[0]
+    use_rows = y.ndim == 2
+    labels = _NO_LABELS if use_rows else y.astype(np.intp, copy=False)
+    Y = y if use_rows else Z[:0]
+    dZ = np.empty_like(Z)
+    blocks = n_blocks(m, Z.size)
+    if blocks == 1:
+        loss, bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows, 0, m)
+    else:
+        loss, bad = _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks)
+    if bad != 0 or not math.isfinite(loss):
+        raise NonFiniteError
+    return loss / m, dZ

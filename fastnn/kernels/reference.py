@@ -1,0 +1,171 @@
+"""NumPy reference of every fastnn kernel: the oracle for tests and the baseline for benchmarks.
+
+Written for clarity, in plain NumPy, the way the equations read. Inputs are validated by
+``fastnn.kernels`` before any backend runs; a backend raises ``NonFiniteError`` when it meets NaN or
+inf, and the public function then names the argument.
+
+Conventions: arrays are (n_samples, n_features); dense weights are (n_in, n_out), Z = X @ W + b.
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+
+class NonFiniteError(ArithmeticError):
+    """A backend met NaN or inf; ``fastnn.kernels`` turns it into a ValueError naming the input."""
+
+
+class BatchNormCache(NamedTuple):
+    """What ``batchnorm_backward`` needs from the forward pass (the same for every backend).
+
+    X: the input (m, n); gamma: (n,); mean, invstd: the statistics used to normalize, (n,)
+    (batch statistics in training, running ones at inference); training: which of the two.
+    """
+    X: np.ndarray
+    gamma: np.ndarray
+    mean: np.ndarray
+    invstd: np.ndarray
+    training: bool
+
+
+def _require_finite(*arrays):
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise NonFiniteError
+
+
+# --- activations ---------------------------------------------------------------------------------
+
+def activation_forward(Z, activation):
+    """A = g(Z) for g in linear, relu (max(Z, 0)), tanh, sigmoid (1 / (1 + e^-Z))."""
+    if activation == "relu":
+        return np.maximum(Z, 0)
+    if activation == "tanh":
+        return np.tanh(Z)
+    if activation == "sigmoid":
+        return 1 / (1 + np.exp(-Z))
+    return Z
+
+
+def activation_derivative(A, activation):
+    """g'(Z) written in terms of A = g(Z): relu 1[A > 0], tanh 1 - A^2, sigmoid A (1 - A), linear 1."""
+    if activation == "relu":
+        return (A > 0).astype(A.dtype)
+    if activation == "tanh":
+        return 1 - A * A
+    if activation == "sigmoid":
+        return A * (1 - A)
+    return np.ones_like(A)
+
+
+# --- dense ---------------------------------------------------------------------------------------
+
+def dense_forward(X, W, b=None, activation="linear"):
+    """A = g(X @ W + b). X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; A: (m, n_out)."""
+    Z = X @ W
+    if b is not None:
+        Z = Z + b
+    A = activation_forward(Z, activation)
+    _require_finite(A)
+    return A
+
+
+def dense_backward(dA, X, W, A, activation="linear"):
+    """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
+
+    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db).
+    """
+    dZ = dA * activation_derivative(A, activation)
+    dX, dW, db = dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
+    _require_finite(dX, dW, db)
+    return dX, dW, db
+
+
+# --- batch normalization -------------------------------------------------------------------------
+
+def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9, eps=1e-5):
+    """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column. X: (m, n); the rest (n,).
+
+    Training uses the batch mean and biased variance and updates, in place,
+    running_mean = decay * running_mean + (1 - decay) * mean and
+    running_var = decay * running_var + (1 - decay) * var * m / (m - 1) (the unbiased variance, as
+    PyTorch stores it). Inference normalizes with the running statistics. Returns (Y, cache).
+    """
+    if training:
+        _require_finite(X)
+        mean = X.mean(axis=0)
+        var = X.var(axis=0)
+        m = X.shape[0]
+        running_mean *= decay
+        running_mean += (1 - decay) * mean
+        running_var *= decay
+        running_var += (1 - decay) * var * (m / (m - 1))
+    else:
+        mean, var = running_mean.copy(), running_var
+    invstd = 1 / np.sqrt(var + eps)
+    Y = (X - mean) * invstd * gamma + beta
+    _require_finite(Y)
+    return Y, BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training)
+
+
+def batchnorm_backward(dY, cache):
+    """Gradients of batch normalization. dY: (m, n). Returns (dX, dgamma, dbeta).
+
+    With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (sums over rows), and
+    in training dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma); at inference the
+    statistics are constants and dX = dY * gamma * invstd.
+    """
+    X, gamma, mean, invstd, training = cache
+    m = X.shape[0]
+    xhat = (X - mean) * invstd
+    dbeta = dY.sum(axis=0)
+    dgamma = (dY * xhat).sum(axis=0)
+    if training:
+        dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma)
+    else:
+        dX = dY * (gamma * invstd)
+    _require_finite(dX, dgamma, dbeta)
+    return dX, dgamma, dbeta
+
+
+# --- softmax -------------------------------------------------------------------------------------
+
+def log_softmax(Z):
+    """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C)."""
+    _require_finite(Z)
+    shifted = Z - Z.max(axis=1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+
+
+def softmax(Z):
+    """softmax(Z)_ij = exp(Z_ij - max_j Z_ij) / sum_j exp(Z_ij - max_j Z_ij). Z: (m, C)."""
+    _require_finite(Z)
+    e = np.exp(Z - Z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def hardmax(Z):
+    """One-hot of the row argmax (first maximum on ties). Z: (m, C) -> (m, C) of Z's dtype."""
+    _require_finite(Z)
+    H = np.zeros_like(Z)
+    H[np.arange(Z.shape[0]), Z.argmax(axis=1)] = 1
+    return H
+
+
+def softmax_cross_entropy(Z, y):
+    """Mean cross-entropy of softmax(Z) against y, and its gradient with respect to Z.
+
+    Z: (m, C) logits. y: class indices (m,) or target rows Y (m, C) (one-hot or probabilities).
+    loss = -(1/m) sum_i sum_j Y_ij log softmax(Z)_ij;  dZ = (softmax(Z) * sum_j Y_ij - Y) / m,
+    which is (softmax(Z) - Y) / m when the rows of Y sum to 1. Returns (loss as float, dZ).
+    """
+    m = Z.shape[0]
+    if y.ndim == 1:
+        Y = np.zeros_like(Z)
+        Y[np.arange(m), y] = 1
+    else:
+        Y = y
+        _require_finite(Y)
+    logp = log_softmax(Z)
+    loss = float(-(Y * logp).sum(dtype=np.float64) / m)
+    dZ = (np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y) / Z.dtype.type(m)
+    return loss, dZ
