@@ -61,6 +61,7 @@ def activation_derivative(A, activation):
 
 def dense_forward(X, W, b=None, activation="linear"):
     """A = g(X @ W + b). X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; A: (m, n_out)."""
+    _require_finite(X, W)
     Z = X @ W
     if b is not None:
         Z = Z + b
@@ -74,6 +75,7 @@ def dense_backward(dA, X, W, A, activation="linear"):
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db).
     """
+    _require_finite(dA, X, W, A)
     dZ = dA * activation_derivative(A, activation)
     dX, dW, db = dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
     _require_finite(dX, dW, db)

@@ -3,7 +3,13 @@
 The C library's ``expf``/``tanhf`` are opaque calls that stop loop vectorization, which costs 4-5x
 in softmax here. For float32, ``exp``, ``tanh`` and ``sigmoid`` below are polynomial versions
 (Cephes' ``expf``/``tanhf`` coefficients, about 1-2 ulp) made of arithmetic and bit operations
-only. For float64 they call the C library, so float64 results stay reference-accurate.
+only; float32 ``exp`` flushes results below the normal range (x < -87.3) to 0 and saturates
+at about 2.4e38 instead of returning inf (x > 88.4). For float64 they call the C library, so float64 results stay
+reference-accurate.
+
+``maximum`` is LLVM's ``maxnum`` (the non-NaN operand wins), whose reductions vectorize where a
+compare-and-select does not; kernels count NaN/inf separately with ``isfinite`` below, a compare that
+the fast-math flags in ``fastnn.config`` cannot fold away.
 """
 import math
 
@@ -16,7 +22,7 @@ _LOG2E = np.float32(1.4426950408889634)
 _LN2_HI = np.float32(0.693359375)
 _LN2_LO = np.float32(-2.12194440e-4)
 _EXP_MAX = np.float32(88.37626)   # exp overflows float32 above
-_EXP_MIN = np.float32(-87.33654)  # below this 2**n is denormal: return 0
+_EXP_MIN = np.float32(-87.33654)  # exp is denormal below
 
 
 @intrinsic
@@ -27,8 +33,47 @@ def _float32_from_bits(typingctx, bits):
     return types.float32(types.int32), codegen
 
 
+@intrinsic
+def maximum(typingctx, a, b):
+    """max(a, b) of two floats of one type; NaN loses to a number (LLVM ``maxnum``)."""
+    if a != b or not isinstance(a, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fty = args[0].type
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [fty], ir.FunctionType(fty, [fty, fty]))
+        return builder.call(fn, args)
+    return a(a, b), codegen
+
+
+@intrinsic
+def isfinite(typingctx, x):
+    """x is neither NaN nor +-inf: |x| < inf as an ordered compare. (Numba's ``math.isfinite``
+    tests x - x, which the ``reassoc`` flag lets LLVM fold to 0 when x is computed in the loop.)"""
+    if not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        fty = args[0].type
+        fabs = builder.module.declare_intrinsic("llvm.fabs", [fty], ir.FunctionType(fty, [fty]))
+        return builder.fcmp_ordered("<", builder.call(fabs, args), ir.Constant(fty, float("inf")))
+    return types.boolean(x), codegen
+
+
+@register_jitable
+def count_nonfinite(row):
+    """How many values of a 1-D array are NaN or inf. Kernels run it as a loop of its own over a
+    row still in cache: merged into a loop that also computes, it stops that loop vectorizing."""
+    bad = 0
+    for j in range(row.shape[0]):
+        bad += not isfinite(row[j])
+    return bad
+
+
 @register_jitable
 def _exp_f32(x):
+    # e^x = 2^n * e^r with n = round(x / ln 2), |r| <= ln(2) / 2; x is clamped to the normal range
+    # first and selects replace branches, so the loop vectorizes.
     xc = min(max(x, _EXP_MIN), _EXP_MAX)
     n = np.floor(xc * _LOG2E + np.float32(0.5))
     r = xc - n * _LN2_HI - n * _LN2_LO
@@ -39,15 +84,8 @@ def _exp_f32(x):
     p = p * r + np.float32(1.6666665459e-1)
     p = p * r + np.float32(5.0000001201e-1)
     p = p * r * r + r + np.float32(1.0)
-    scale = _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
-    y = p * scale
-    if x < _EXP_MIN:
-        y = np.float32(0.0)
-    if x > _EXP_MAX:
-        y = np.float32(np.inf)
-    if x != x:
-        y = x
-    return y
+    y = p * _float32_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    return y if x >= _EXP_MIN else np.float32(0.0)
 
 
 @register_jitable

@@ -8,6 +8,7 @@ backward reads X and dY twice (sums of dY and dY * (X - mean); then dX).
 import numpy as np
 from numba import prange
 
+from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import BatchNormCache, NonFiniteError
 
@@ -32,20 +33,19 @@ def _stats_parallel(X, shift, s1, s2):
 
 @jit
 def _normalize_rows(X, mean, alpha, beta, Y, r0, r1):
-    """Y = (X - mean) * alpha + beta for rows r0:r1; returns 0 if all finite, else NaN."""
-    bad = 0.0
+    """Y = (X - mean) * alpha + beta for rows r0:r1; returns how many Y are NaN or inf."""
+    bad = 0
     for i in range(r0, r1):
         for j in range(X.shape[1]):
-            y = (X[i, j] - mean[j]) * alpha[j] + beta[j]
-            bad += y - y
-            Y[i, j] = y
+            Y[i, j] = (X[i, j] - mean[j]) * alpha[j] + beta[j]
+        bad += _math.count_nonfinite(Y[i])
     return bad
 
 
 @jit(parallel=True)
 def _normalize_parallel(X, mean, alpha, beta, Y, blocks):
     m = X.shape[0]
-    bad = 0.0
+    bad = 0
     for t in prange(blocks):
         bad += _normalize_rows(X, mean, alpha, beta, Y, t * m // blocks, (t + 1) * m // blocks)
     return bad
@@ -70,20 +70,19 @@ def _grad_sums_parallel(dY, X, mean, sdy, sdyx):
 
 @jit
 def _grad_x_rows(dY, X, mean, a, c, d, dX, r0, r1):
-    """dX = a * dY + c * (X - mean) + d for rows r0:r1; returns 0 if all finite, else NaN."""
-    bad = 0.0
+    """dX = a * dY + c * (X - mean) + d for rows r0:r1; returns how many are NaN or inf."""
+    bad = 0
     for i in range(r0, r1):
         for j in range(X.shape[1]):
-            v = a[j] * dY[i, j] + c[j] * (X[i, j] - mean[j]) + d[j]
-            bad += v - v
-            dX[i, j] = v
+            dX[i, j] = a[j] * dY[i, j] + c[j] * (X[i, j] - mean[j]) + d[j]
+        bad += _math.count_nonfinite(dX[i])
     return bad
 
 
 @jit(parallel=True)
 def _grad_x_parallel(dY, X, mean, a, c, d, dX, blocks):
     m = X.shape[0]
-    bad = 0.0
+    bad = 0
     for t in prange(blocks):
         bad += _grad_x_rows(dY, X, mean, a, c, d, dX, t * m // blocks, (t + 1) * m // blocks)
     return bad
@@ -101,10 +100,10 @@ def _column_sums(kernel_rows, kernel_parallel, blocks, *arrays):
 
 
 def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
-    """Run a row-block kernel that returns a non-finite indicator; raise if it is not 0."""
+    """Run a row-block kernel that returns a count of NaN/inf outputs; raise if there are any."""
     m = arrays[0].shape[0]
     bad = kernel_rows(*arrays, 0, m) if blocks == 1 else kernel_parallel(*arrays, blocks)
-    if bad != 0:
+    if bad:
         raise NonFiniteError
 
 

@@ -16,25 +16,26 @@ from fastnn.kernels.reference import NonFiniteError
 
 
 @jit
-def nonfinite_sum(M):
-    """Sum of (v - v) over a 2-D block: 0 when every value is finite, NaN otherwise."""
-    bad = 0.0
+def _count_nonfinite_rows(M):
+    """Number of NaN or inf values in a 2-D block."""
+    bad = 0
     for i in range(M.shape[0]):
-        for j in range(M.shape[1]):
-            bad += M[i, j] - M[i, j]
+        bad += _math.count_nonfinite(M[i])
     return bad
 
 
 @jit
 def _bias_activation(Z, b, act):
-    """Z <- g(Z + b) in place; returns the non-finite indicator of Z + b (0 when all finite)."""
+    """Z <- g(Z + b) in place; returns how many values of Z + b are NaN or inf."""
     zero = Z.dtype.type(0)
-    bad = 0.0
+    bad = 0
     for i in range(Z.shape[0]):
         row = Z[i]
         for j in range(row.shape[0]):
-            v = row[j] + b[j]
-            bad += v - v
+            row[j] += b[j]
+        bad += _math.count_nonfinite(row)
+        for j in range(row.shape[0]):
+            v = row[j]
             if act == RELU:
                 v = v if v > zero else zero
             elif act == TANH:
@@ -54,7 +55,7 @@ def _forward_rows(X, W, b, A, act, r0, r1):
 @jit(parallel=True)
 def _forward_parallel(X, W, b, A, act, blocks):
     m = X.shape[0]
-    bad = 0.0
+    bad = 0
     for t in prange(blocks):
         bad += _forward_rows(X, W, b, A, act, t * m // blocks, (t + 1) * m // blocks)
     return bad
@@ -86,15 +87,15 @@ def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks):
     n_out = W.shape[1]
     r0, r1 = t * m // blocks, (t + 1) * m // blocks
     gemm(dZ[r0:r1], W, dX[r0:r1], 1.0, 0.0, False, True)
-    bad = nonfinite_sum(dX[r0:r1])
+    bad = _count_nonfinite_rows(dX[r0:r1])
     if n_in >= n_out:
         c0, c1 = t * n_in // blocks, (t + 1) * n_in // blocks
         gemm(X[:, c0:c1], dZ, dW[c0:c1], 1.0, 0.0, True, False)
-        bad += nonfinite_sum(dW[c0:c1])
+        bad += _count_nonfinite_rows(dW[c0:c1])
     else:
         c0, c1 = t * n_out // blocks, (t + 1) * n_out // blocks
         gemm(X, dZ[:, c0:c1], dW[:, c0:c1], 1.0, 0.0, True, False)
-        bad += nonfinite_sum(dW[:, c0:c1])
+        bad += _count_nonfinite_rows(dW[:, c0:c1])
     return bad
 
 
@@ -103,7 +104,7 @@ def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, blocks):
     m = X.shape[0]
     for t in prange(blocks):
         _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
-    bad = 0.0
+    bad = 0
     for t in prange(blocks):
         bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks)
     return bad
@@ -131,7 +132,7 @@ def dense_forward(X, W, b=None, activation="linear"):
             bad = _forward_rows(X, W, bias, A, act, 0, X.shape[0])
         else:
             bad = _forward_parallel(X, W, bias, A, act, blocks)
-    if bad != 0:
+    if bad:
         raise NonFiniteError
     return A
 
@@ -151,6 +152,6 @@ def dense_backward(dA, X, W, A, activation="linear"):
         else:
             bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, blocks)
     db = db_parts.sum(axis=0)
-    if bad != 0 or not np.isfinite(db).all():
+    if bad or not np.isfinite(db).all():
         raise NonFiniteError
     return dX, dW, db.astype(X.dtype)

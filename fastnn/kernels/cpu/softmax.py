@@ -1,7 +1,7 @@
 """Softmax, log-softmax, hardmax and fused softmax cross-entropy, one row at a time.
 
-Rows are independent, so threads take blocks of rows. Per row: max (with a NaN/inf check), then
-exp(z - max) with a vectorizable exp and its sum, then the output; the order z - max - log(sum)
+Rows are independent, so threads take blocks of rows. Per row: max (with a NaN/inf count), then
+exp(z - max) with a vectorizable exp and its sum, then the output, each a vectorized loop; the order z - max - log(sum)
 keeps logits of 1e4 finite. Z: (m, C).
 """
 import math
@@ -18,19 +18,17 @@ SOFTMAX, LOG_SOFTMAX, HARDMAX = range(3)
 
 @jit
 def _row_max(z):
-    """(max of z, index of the first max, 0 if z is all finite else NaN)."""
-    best, arg, bad = z[0], 0, 0.0
+    """(max of z, how many values of z are NaN or inf)."""
+    best = z[0]
     for j in range(z.shape[0]):
-        bad += z[j] - z[j]
-        if z[j] > best:
-            best, arg = z[j], j
-    return best, arg, bad
+        best = _math.maximum(best, z[j])
+    return best, _math.count_nonfinite(z)
 
 
 @jit
 def _exp_shifted(z, shift, out):
-    """out = exp(z - shift); returns sum(out) in float64."""
-    s = 0.0
+    """out = exp(z - shift); returns sum(out) (z's dtype: the row has at most C terms <= 1)."""
+    s = z.dtype.type(0)
     for j in range(z.shape[0]):
         e = _math.exp(z[j] - shift)
         out[j] = e
@@ -40,20 +38,20 @@ def _exp_shifted(z, shift, out):
 
 @jit
 def _softmax_rows(Z, out, mode, r0, r1):
-    """Rows r0:r1 of softmax, log_softmax or hardmax (by ``mode``); returns the NaN indicator."""
-    bad = 0.0
+    """Rows r0:r1 of softmax, log_softmax or hardmax (by ``mode``); returns the NaN/inf count."""
+    bad = 0
     zero, one = Z.dtype.type(0), Z.dtype.type(1)
     for i in range(r0, r1):
         z, o = Z[i], out[i]
-        mx, arg, row_bad = _row_max(z)
+        mx, row_bad = _row_max(z)
         bad += row_bad
         if mode == HARDMAX:
             o[:] = zero
-            o[arg] = one
+            o[np.argmax(z)] = one
             continue
         s = _exp_shifted(z, mx, o)
         if mode == SOFTMAX:
-            inv = Z.dtype.type(1.0 / s)
+            inv = one / s
             for j in range(z.shape[0]):
                 o[j] *= inv
         else:
@@ -66,7 +64,7 @@ def _softmax_rows(Z, out, mode, r0, r1):
 @jit(parallel=True)
 def _softmax_parallel(Z, out, mode, blocks):
     m = Z.shape[0]
-    bad = 0.0
+    bad = 0
     for t in prange(blocks):
         bad += _softmax_rows(Z, out, mode, t * m // blocks, (t + 1) * m // blocks)
     return bad
@@ -78,14 +76,14 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
 
     With use_rows, targets are Y's rows: loss_i = sum_j Y_ij (lse_i - Z_ij),
     dZ_i = (p_i * sum_j Y_ij - Y_i) / m; otherwise class ``labels``: loss_i = lse_i - Z_i,label,
-    dZ_i = (p_i - onehot_i) / m. lse_i = log sum_j exp(Z_ij). Returns (loss sum, NaN indicator).
+    dZ_i = (p_i - onehot_i) / m. lse_i = log sum_j exp(Z_ij). Returns (loss sum, NaN/inf count).
     """
     m = Z.shape[0]
     inv_m = Z.dtype.type(1.0 / m)
-    loss, bad = 0.0, 0.0
+    loss, bad = 0.0, 0
     for i in range(r0, r1):
         z, g = Z[i], dZ[i]
-        mx, _, row_bad = _row_max(z)
+        mx, row_bad = _row_max(z)
         bad += row_bad
         s = _exp_shifted(z, mx, g)
         lse = mx + math.log(s)
@@ -95,7 +93,7 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
             for j in range(z.shape[0]):
                 ysum += y[j]
                 yz += y[j] * z[j]
-                bad += y[j] - y[j]
+            bad += _math.count_nonfinite(y)
             loss += ysum * lse - yz
             scale = Z.dtype.type(ysum / s) * inv_m
             for j in range(z.shape[0]):
@@ -113,7 +111,7 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
 @jit(parallel=True)
 def _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks):
     m = Z.shape[0]
-    loss, bad = 0.0, 0.0
+    loss, bad = 0.0, 0
     for t in prange(blocks):
         part, part_bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows,
                                              t * m // blocks, (t + 1) * m // blocks)
@@ -129,7 +127,7 @@ def _softmax_like(Z, mode):
         bad = _softmax_rows(Z, out, mode, 0, Z.shape[0])
     else:
         bad = _softmax_parallel(Z, out, mode, blocks)
-    if bad != 0:
+    if bad:
         raise NonFiniteError
     return out
 
@@ -164,6 +162,6 @@ def softmax_cross_entropy(Z, y):
         loss, bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows, 0, m)
     else:
         loss, bad = _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks)
-    if bad != 0 or not math.isfinite(loss):
+    if bad or not math.isfinite(loss):
         raise NonFiniteError
     return loss / m, dZ

@@ -1,0 +1,176 @@
+"""``python -m fastnn bench``: each kernel against its NumPy reference (and PyTorch CPU when it is
+installed), timed in one process, with throughput against this machine's measured limits.
+
+Times are medians of repeated calls after a warm-up call (which compiles). NumPy's OpenBLAS keeps
+its threads spinning after a matmul, so there is a short pause between implementations: each is
+measured on an idle machine, as it would run in its own training loop.
+"""
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from fastnn import kernels
+
+#: Measured on the 2-core CI machine (shared/DESIGN.md): NumPy/OpenBLAS sgemm, and DRAM bandwidth
+#: of a streaming Numba loop.
+PEAK_GFLOPS = 155.0
+PEAK_GBS = 27.0
+
+
+@dataclass
+class Case:
+    """One row of the table: ``run(backend)`` does the work once; ``work`` is in FLOP or bytes."""
+    kernel: str
+    shape: tuple
+    run: Callable
+    torch_run: Callable = None
+    flops: float = 0.0
+    nbytes: float = 0.0
+
+
+def _median_seconds(fn, budget=0.6, max_repeat=200):
+    fn()
+    times = []
+    start = time.perf_counter()
+    while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < max_repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def _torch():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch
+
+
+def dense_case(m, n_in, n_out, rng, torch):
+    X = rng.standard_normal((m, n_in), dtype=np.float32)
+    W = (rng.standard_normal((n_in, n_out), dtype=np.float32) * np.float32(np.sqrt(2 / n_in)))
+    b = rng.standard_normal(n_out, dtype=np.float32)
+    dA = rng.standard_normal((m, n_out), dtype=np.float32)
+
+    def run(backend):
+        A = kernels.dense_forward(X, W, b, "relu", backend=backend)
+        kernels.dense_backward(dA, X, W, A, "relu", backend=backend)
+
+    torch_run = None
+    if torch is not None:
+        tX, tdA = torch.from_numpy(X).requires_grad_(), torch.from_numpy(dA)
+        tW, tb = torch.from_numpy(W.T.copy()).requires_grad_(), torch.from_numpy(b).requires_grad_()
+
+        def torch_run():
+            torch.relu(torch.nn.functional.linear(tX, tW, tb)).backward(tdA)
+    return Case("dense relu fwd+bwd", (m, n_in, n_out), run, torch_run,
+                flops=3 * 2.0 * m * n_in * n_out)
+
+
+def batchnorm_case(m, n, rng, torch):
+    X = rng.standard_normal((m, n), dtype=np.float32) * 2 + 1
+    gamma, beta = np.ones(n, np.float32), np.zeros(n, np.float32)
+    dY = rng.standard_normal((m, n), dtype=np.float32)
+    rm, rv = np.zeros(n, np.float32), np.ones(n, np.float32)
+
+    def run(backend):
+        _, cache = kernels.batchnorm_forward(X, gamma, beta, rm, rv, backend=backend)
+        kernels.batchnorm_backward(dY, cache, backend=backend)
+
+    torch_run = None
+    if torch is not None:
+        tX, tdY = torch.from_numpy(X).requires_grad_(), torch.from_numpy(dY)
+        tg, tb = torch.from_numpy(gamma).requires_grad_(), torch.from_numpy(beta).requires_grad_()
+        trm, trv = torch.from_numpy(rm.copy()), torch.from_numpy(rv.copy())
+
+        def torch_run():
+            torch.nn.functional.batch_norm(tX, trm, trv, tg, tb, training=True,
+                                           momentum=0.1).backward(tdY)
+    # forward reads X twice and writes Y; backward reads X and dY twice and writes dX
+    return Case("batchnorm fwd+bwd", (m, n), run, torch_run, nbytes=8.0 * m * n * 4)
+
+
+def cross_entropy_case(m, c, rng, torch):
+    Z = rng.standard_normal((m, c), dtype=np.float32) * 3
+    y = rng.integers(0, c, m)
+
+    def run(backend):
+        kernels.softmax_cross_entropy(Z, y, backend=backend)
+
+    torch_run = None
+    if torch is not None:
+        tZ, ty = torch.from_numpy(Z).requires_grad_(), torch.from_numpy(y)
+
+        def torch_run():
+            torch.nn.functional.cross_entropy(tZ, ty).backward()
+    # reads Z, writes dZ
+    return Case("softmax-CE fwd+bwd", (m, c), run, torch_run, nbytes=2.0 * m * c * 4)
+
+
+def softmax_case(m, c, rng, torch):
+    Z = rng.standard_normal((m, c), dtype=np.float32) * 3
+
+    def run(backend):
+        kernels.softmax(Z, backend=backend)
+
+    torch_run = None if torch is None else (lambda t=torch.from_numpy(Z): torch.softmax(t, 1))
+    return Case("softmax", (m, c), run, torch_run, nbytes=2.0 * m * c * 4)
+
+
+def cases(quick=False, seed=0):
+    """The benchmark rows: the issue's target shapes, and small shapes for the serial path."""
+    rng, torch = np.random.default_rng(seed), _torch()
+    rows = [dense_case(64, 784, 256, rng, torch), batchnorm_case(64, 256, rng, torch),
+            cross_entropy_case(64, 10, rng, torch), softmax_case(64, 10, rng, torch),
+            batchnorm_case(4096, 1024, rng, torch), cross_entropy_case(4096, 1000, rng, torch)]
+    if not quick:
+        rows += [dense_case(256, 1024, 1024, rng, torch), dense_case(4096, 1024, 1024, rng, torch),
+                 batchnorm_case(65536, 256, rng, torch), cross_entropy_case(65536, 100, rng, torch),
+                 softmax_case(4096, 1000, rng, torch)]
+    return rows
+
+
+def measure(case, pause=0.3):
+    """Seconds per call of the reference, fastnn's cpu kernels and PyTorch (or None)."""
+    result = {}
+    for name, fn in (("numpy", lambda: case.run("numpy")), ("cpu", lambda: case.run("cpu")),
+                     ("torch", case.torch_run)):
+        if fn is not None:
+            time.sleep(pause)
+            result[name] = _median_seconds(fn)
+    return result
+
+
+def _throughput(case, seconds):
+    if case.flops:
+        rate = case.flops / seconds / 1e9
+        return f"{rate:7.1f} GFLOP/s ({rate / PEAK_GFLOPS:4.0%})"
+    rate = case.nbytes / seconds / 1e9
+    return f"{rate:7.1f} GB/s    ({rate / PEAK_GBS:4.0%})"
+
+
+def run(quick=False, out=print):
+    """Measure every case and print the table; returns the rows as dicts."""
+    import numba
+    from threadpoolctl import threadpool_info
+
+    blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
+    out(f"fastnn bench: numba threads {numba.get_num_threads()}, BLAS threads {blas}, float32; "
+        "times in ms, ratio = reference / fastnn")
+    header = (f"{'kernel':<20}{'shape':<20}{'numpy ms':>10}{'fastnn ms':>11}{'ratio':>8}"
+              f"{'torch ms':>10}{'vs torch':>9}  fastnn throughput (of machine peak)")
+    out(header)
+    out("-" * len(header))
+    rows = []
+    for case in cases(quick):
+        t = measure(case)
+        torch_ms = f"{t['torch'] * 1e3:10.3f}" if "torch" in t else f"{'-':>10}"
+        vs_torch = f"{t['torch'] / t['cpu']:8.2f}x" if "torch" in t else f"{'-':>9}"
+        out(f"{case.kernel:<20}{'x'.join(map(str, case.shape)):<20}{t['numpy'] * 1e3:10.3f}"
+            f"{t['cpu'] * 1e3:11.3f}{t['numpy'] / t['cpu']:7.2f}x{torch_ms}{vs_torch}  "
+            f"{_throughput(case, t['cpu'])}")
+        rows.append(dict(kernel=case.kernel, shape=case.shape, **t))
+    return rows
