@@ -10,13 +10,28 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from numba import prange
 
 from fastnn import kernels
+from fastnn.kernels.cpu._jit import jit
 
-#: Measured on the 2-core CI machine (shared/DESIGN.md): NumPy/OpenBLAS sgemm, and DRAM bandwidth
-#: of a streaming Numba loop.
-PEAK_GFLOPS = 155.0
-PEAK_GBS = 27.0
+
+@jit(parallel=True)
+def _triad(a, b, c, s):
+    for i in prange(a.shape[0]):
+        a[i] = b[i] + s * c[i]
+
+
+def machine_limits():
+    """(float32 GFLOP/s of NumPy's matmul at 2048^3, GB/s of a parallel triad over 3 x 512 MB)."""
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((2048, 2048), dtype=np.float32)
+    gflops = 2 * 2048 ** 3 / _median_seconds(lambda: A @ A, budget=1.0) / 1e9
+    n = 1 << 27
+    a, b, c = np.zeros(n, np.float32), np.ones(n, np.float32), np.ones(n, np.float32)
+    time.sleep(0.3)
+    gbs = 3 * 4 * n / _median_seconds(lambda: _triad(a, b, c, np.float32(2)), budget=1.0) / 1e9
+    return gflops, gbs
 
 
 @dataclass
@@ -144,12 +159,12 @@ def measure(case, pause=0.3):
     return result
 
 
-def _throughput(case, seconds):
+def _throughput(case, seconds, limits):
     if case.flops:
         rate = case.flops / seconds / 1e9
-        return f"{rate:7.1f} GFLOP/s ({rate / PEAK_GFLOPS:4.0%})"
+        return f"{rate:7.1f} GFLOP/s ({rate / limits[0]:4.0%})"
     rate = case.nbytes / seconds / 1e9
-    return f"{rate:7.1f} GB/s    ({rate / PEAK_GBS:4.0%})"
+    return f"{rate:7.1f} GB/s    ({rate / limits[1]:4.0%})"
 
 
 def run(quick=False, out=print):
@@ -158,10 +173,13 @@ def run(quick=False, out=print):
     from threadpoolctl import threadpool_info
 
     blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
+    limits = machine_limits()
     out(f"fastnn bench: numba threads {numba.get_num_threads()}, BLAS threads {blas}, float32; "
         "times in ms, ratio = reference / fastnn")
+    out(f"machine limits measured now: NumPy sgemm {limits[0]:.0f} GFLOP/s, parallel triad "
+        f"{limits[1]:.1f} GB/s (arrays that fit the last-level cache can exceed it)")
     header = (f"{'kernel':<20}{'shape':<20}{'numpy ms':>10}{'fastnn ms':>11}{'ratio':>8}"
-              f"{'torch ms':>10}{'vs torch':>9}  fastnn throughput (of machine peak)")
+              f"{'torch ms':>10}{'vs torch':>9}  fastnn throughput (% of limit)")
     out(header)
     out("-" * len(header))
     rows = []
@@ -171,6 +189,6 @@ def run(quick=False, out=print):
         vs_torch = f"{t['torch'] / t['cpu']:8.2f}x" if "torch" in t else f"{'-':>9}"
         out(f"{case.kernel:<20}{'x'.join(map(str, case.shape)):<20}{t['numpy'] * 1e3:10.3f}"
             f"{t['cpu'] * 1e3:11.3f}{t['numpy'] / t['cpu']:7.2f}x{torch_ms}{vs_torch}  "
-            f"{_throughput(case, t['cpu'])}")
+            f"{_throughput(case, t['cpu'], limits)}")
         rows.append(dict(kernel=case.kernel, shape=case.shape, **t))
     return rows

@@ -20,7 +20,10 @@ __all__ = ["ACTIVATIONS", "BatchNormCache", "batchnorm_backward", "batchnorm_for
 
 def _run(fn, backend, inputs, *args, **kwargs):
     """Call ``fn`` of the chosen backend; on NaN/inf name the input in ``inputs`` that has it."""
-    impl = getattr(_backend.get(backend), fn)
+    try:
+        impl = getattr(_backend.get(backend), fn)
+    except ValueError as error:
+        raise ValueError(f"{fn}: {error}") from None
     try:
         return impl(*args, **kwargs)
     except NonFiniteError:

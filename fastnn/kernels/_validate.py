@@ -28,7 +28,18 @@ def float_array(fn, name, a, ndim):
     if 0 in a.shape:
         what = "an empty batch" if a.shape[0] == 0 and ndim == 2 else "empty"
         _fail(ValueError, fn, f"{name} is {what}: shape {a.shape}")
-    return np.ascontiguousarray(a)
+    a = np.ascontiguousarray(a)
+    if a.strides != _c_strides(a):  # e.g. one row with a 0 stride: C-contiguous, not canonical
+        a = a.copy()
+    return a
+
+
+def _c_strides(a):
+    strides, step = [], a.itemsize
+    for n in reversed(a.shape):
+        strides.append(step)
+        step *= n
+    return tuple(reversed(strides))
 
 
 def same_dtype(fn, **arrays):
@@ -53,9 +64,9 @@ def choice(fn, name, value, options):
 
 def number_in(fn, name, value, low, high, low_open=False):
     """A real number in [low, high] (or (low, high] with ``low_open``)."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and (low < value if low_open else low <= value) and value <= high
-    if not ok:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        _fail(TypeError, fn, f"{name} must be a real number, got {type(value).__name__}")
+    if not ((low < value if low_open else low <= value) and value <= high):
         bracket = "(" if low_open else "["
         _fail(ValueError, fn, f"{name} must be a number in {bracket}{low}, {high}], got {value!r}")
 

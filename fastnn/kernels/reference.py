@@ -65,9 +65,8 @@ def dense_forward(X, W, b=None, activation="linear"):
     Z = X @ W
     if b is not None:
         Z = Z + b
-    A = activation_forward(Z, activation)
-    _require_finite(A)
-    return A
+    _require_finite(Z)  # before g: tanh, sigmoid and relu map inf to finite values
+    return activation_forward(Z, activation)
 
 
 def dense_backward(dA, X, W, A, activation="linear"):
@@ -92,20 +91,20 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     running_var = decay * running_var + (1 - decay) * var * m / (m - 1) (the unbiased variance, as
     PyTorch stores it). Inference normalizes with the running statistics. Returns (Y, cache).
     """
+    _require_finite(X)
     if training:
-        _require_finite(X)
-        mean = X.mean(axis=0)
-        var = X.var(axis=0)
+        mean, var = X.mean(axis=0), X.var(axis=0)
+    else:
+        mean, var = running_mean.copy(), running_var.copy()
+    invstd = 1 / np.sqrt(var + eps)
+    Y = (X - mean) * invstd * gamma + beta
+    _require_finite(Y)
+    if training:  # only once everything is known to be finite
         m = X.shape[0]
         running_mean *= decay
         running_mean += (1 - decay) * mean
         running_var *= decay
         running_var += (1 - decay) * var * (m / (m - 1))
-    else:
-        mean, var = running_mean.copy(), running_var
-    invstd = 1 / np.sqrt(var + eps)
-    Y = (X - mean) * invstd * gamma + beta
-    _require_finite(Y)
     return Y, BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training)
 
 

@@ -63,8 +63,10 @@ def _forward_parallel(X, W, b, A, act, blocks):
 
 @jit
 def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
-    """dZ = dA * g'(Z) (g' from A) for rows r0:r1; db_part += column sums of those rows."""
+    """dZ = dA * g'(Z) (g' from A) for rows r0:r1; db_part += column sums of those rows.
+    Returns how many values of A and dZ are NaN or inf."""
     zero, one = A.dtype.type(0), A.dtype.type(1)
+    bad = 0
     for i in range(r0, r1):
         for j in range(dZ.shape[1]):
             a = A[i, j]
@@ -78,6 +80,8 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
                 d = dA[i, j]
             dZ[i, j] = d
             db_part[j] += d
+        bad += _math.count_nonfinite(A[i]) + _math.count_nonfinite(dZ[i])
+    return bad
 
 
 @jit
@@ -102,9 +106,9 @@ def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks):
 @jit(parallel=True)
 def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, blocks):
     m = X.shape[0]
-    for t in prange(blocks):
-        _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
     bad = 0
+    for t in prange(blocks):
+        bad += _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
     for t in prange(blocks):
         bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks)
     return bad
@@ -112,8 +116,8 @@ def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, blocks):
 
 @jit
 def _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act):
-    _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
-    return _grad_inputs_block(X, W, dZ, dX, dW, 0, 1)
+    bad = _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
+    return bad + _grad_inputs_block(X, W, dZ, dX, dW, 0, 1)
 
 
 def _blocks(X, W):
