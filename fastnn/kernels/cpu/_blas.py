@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
-from numba.extending import intrinsic
+from numba.extending import intrinsic, register_jitable
 from numba.np.linalg import check_blas_return, ensure_blas, get_blas_kind
 
 _char = ir.IntType(8)
@@ -70,6 +70,24 @@ def gemm(typingctx, a, b, c, alpha, beta, trans_a, trans_b):
         return context.get_dummy_value()
 
     return types.none(a, b, c, alpha, beta, trans_a, trans_b), codegen
+
+
+@register_jitable
+def output_block(m, n, t, blocks):
+    """Block t of ``blocks`` of an (m, n) product C, as (r0, r1, c0, c1): split along C's longer
+    side, so that no thread packs the larger operand again (a row block reads all of op(B), a
+    column block all of op(A))."""
+    if m >= n:
+        return t * m // blocks, (t + 1) * m // blocks, 0, n
+    return 0, m, t * n // blocks, (t + 1) * n // blocks
+
+
+@register_jitable
+def gemm_sub(a, b, c, trans_a, trans_b, r0, r1, c0, c1):
+    """C[r0:r1, c0:c1] = op(A)[r0:r1] @ op(B)[:, c0:c1] (rows of op(A), columns of op(B))."""
+    a_part = a[:, r0:r1] if trans_a else a[r0:r1]
+    b_part = b[c0:c1] if trans_b else b[:, c0:c1]
+    gemm(a_part, b_part, c[r0:r1, c0:c1], 1.0, 0.0, trans_a, trans_b)
 
 
 class _BlasPin:

@@ -1,63 +1,65 @@
 """Dense layer kernels: A = g(X @ W + b) and its backward pass, on Numba's thread pool.
 
-Each thread runs single-threaded BLAS on its own block of rows (forward, dX) or of dW's columns or
-rows, then applies the elementwise work to the block while it is still in cache. X: (m, n_in);
-W: (n_in, n_out); b: (n_out,); A, dA: (m, n_out).
+Each thread runs single-threaded BLAS on its own block of the output (rows or columns, see
+``output_block``), then applies the elementwise work to that block, row segment by row segment.
+Kernels take whole C-ordered arrays and block bounds (not 2-D views, whose unknown strides would
+stop the loops vectorizing). X: (m, n_in); W: (n_in, n_out); b: (n_out,); A, dA: (m, n_out).
 """
 import numpy as np
 from numba import prange
 
 from fastnn import config
-from fastnn.kernels._names import ACTIVATIONS, LINEAR, RELU, SIGMOID, TANH
+from fastnn.kernels._names import ACTIVATIONS, RELU, SIGMOID, TANH
 from fastnn.kernels.cpu import _math
-from fastnn.kernels.cpu._blas import gemm, single_threaded_blas
+from fastnn.kernels.cpu._blas import gemm_sub, output_block, single_threaded_blas
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import NonFiniteError
 
 
 @jit
-def _count_nonfinite_rows(M):
-    """Number of NaN or inf values in a 2-D block."""
+def _count_nonfinite_block(M, r0, r1, c0, c1):
+    """How many values of M[r0:r1, c0:c1] are NaN or inf."""
     bad = 0
-    for i in range(M.shape[0]):
-        bad += _math.count_nonfinite(M[i])
+    for i in range(r0, r1):
+        bad += _math.count_nonfinite(M[i][c0:c1])
     return bad
 
 
 @jit
-def _bias_activation(Z, b, act):
-    """Z <- g(Z + b) in place; returns how many values of Z + b are NaN or inf."""
+def _bias_activation(Z, b, act, r0, r1, c0, c1):
+    """Z <- g(Z + b) on the block Z[r0:r1, c0:c1]; returns how many Z + b are NaN or inf."""
     zero = Z.dtype.type(0)
+    bias = b[c0:c1]
     bad = 0
-    for i in range(Z.shape[0]):
-        row = Z[i]
+    for i in range(r0, r1):
+        row = Z[i][c0:c1]
         for j in range(row.shape[0]):
-            row[j] += b[j]
+            row[j] += bias[j]
         bad += _math.count_nonfinite(row)
-        for j in range(row.shape[0]):
-            v = row[j]
-            if act == RELU:
-                v = v if v > zero else zero
-            elif act == TANH:
-                v = _math.tanh(v)
-            elif act == SIGMOID:
-                v = _math.sigmoid(v)
-            row[j] = v
+        if act == RELU:
+            for j in range(row.shape[0]):
+                row[j] = row[j] if row[j] > zero else zero
+        elif act == TANH:
+            for j in range(row.shape[0]):
+                row[j] = _math.tanh(row[j])
+        elif act == SIGMOID:
+            for j in range(row.shape[0]):
+                row[j] = _math.sigmoid(row[j])
     return bad
 
 
 @jit
-def _forward_rows(X, W, b, A, act, r0, r1):
-    gemm(X[r0:r1], W, A[r0:r1], 1.0, 0.0, False, False)
-    return _bias_activation(A[r0:r1], b, act)
+def _forward_block(X, W, b, A, act, t, blocks):
+    r0, r1, c0, c1 = output_block(A.shape[0], A.shape[1], t, blocks)
+    gemm_sub(X, W, A, False, False, r0, r1, c0, c1)
+    return _bias_activation(A, b, act, r0, r1, c0, c1)
 
 
 @jit(parallel=True)
 def _forward_parallel(X, W, b, A, act, blocks):
-    m = X.shape[0]
     bad = 0
     for t in prange(blocks):
-        bad += _forward_rows(X, W, b, A, act, t * m // blocks, (t + 1) * m // blocks)
+        bad += _forward_block(X, W, b, A, act, t, blocks)
     return bad
 
 
@@ -68,39 +70,39 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
     zero, one = A.dtype.type(0), A.dtype.type(1)
     bad = 0
     for i in range(r0, r1):
-        for j in range(dZ.shape[1]):
-            a = A[i, j]
-            if act == RELU:
-                d = dA[i, j] if a > zero else zero * dA[i, j]
-            elif act == TANH:
-                d = dA[i, j] * (one - a * a)
-            elif act == SIGMOID:
-                d = dA[i, j] * (a * (one - a))
-            else:
-                d = dA[i, j]
-            dZ[i, j] = d
-            db_part[j] += d
-        bad += _math.count_nonfinite(A[i]) + _math.count_nonfinite(dZ[i])
+        a, da, dz = A[i], dA[i], dZ[i]
+        if act == RELU:  # zero * da keeps a NaN of dA visible where the unit is off
+            for j in range(dz.shape[0]):
+                d = da[j] if a[j] > zero else zero * da[j]
+                dz[j] = d
+                db_part[j] += d
+        elif act == TANH:
+            for j in range(dz.shape[0]):
+                d = da[j] * (one - a[j] * a[j])
+                dz[j] = d
+                db_part[j] += d
+        elif act == SIGMOID:
+            for j in range(dz.shape[0]):
+                d = da[j] * (a[j] * (one - a[j]))
+                dz[j] = d
+                db_part[j] += d
+        else:
+            for j in range(dz.shape[0]):
+                dz[j] = da[j]
+                db_part[j] += da[j]
+        bad += _math.count_nonfinite(a) + _math.count_nonfinite(dz)
     return bad
 
 
 @jit
 def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks):
-    """Block t of dX = dZ @ W.T (rows) and of dW = X.T @ dZ (along dW's longer side)."""
-    m, n_in = X.shape
-    n_out = W.shape[1]
-    r0, r1 = t * m // blocks, (t + 1) * m // blocks
-    gemm(dZ[r0:r1], W, dX[r0:r1], 1.0, 0.0, False, True)
-    bad = _count_nonfinite_rows(dX[r0:r1])
-    if n_in >= n_out:
-        c0, c1 = t * n_in // blocks, (t + 1) * n_in // blocks
-        gemm(X[:, c0:c1], dZ, dW[c0:c1], 1.0, 0.0, True, False)
-        bad += _count_nonfinite_rows(dW[c0:c1])
-    else:
-        c0, c1 = t * n_out // blocks, (t + 1) * n_out // blocks
-        gemm(X, dZ[:, c0:c1], dW[:, c0:c1], 1.0, 0.0, True, False)
-        bad += _count_nonfinite_rows(dW[:, c0:c1])
-    return bad
+    """Block t of dX = dZ @ W.T and of dW = X.T @ dZ; returns how many are NaN or inf."""
+    r0, r1, c0, c1 = output_block(dX.shape[0], dX.shape[1], t, blocks)
+    gemm_sub(dZ, W, dX, False, True, r0, r1, c0, c1)
+    bad = _count_nonfinite_block(dX, r0, r1, c0, c1)
+    r0, r1, c0, c1 = output_block(dW.shape[0], dW.shape[1], t, blocks)
+    gemm_sub(X, dZ, dW, True, False, r0, r1, c0, c1)
+    return bad + _count_nonfinite_block(dW, r0, r1, c0, c1)
 
 
 @jit(parallel=True)
@@ -133,7 +135,7 @@ def dense_forward(X, W, b=None, activation="linear"):
     blocks = _blocks(X, W)
     with single_threaded_blas:
         if blocks == 1:
-            bad = _forward_rows(X, W, bias, A, act, 0, X.shape[0])
+            bad = _forward_block(X, W, bias, A, act, 0, 1)
         else:
             bad = _forward_parallel(X, W, bias, A, act, blocks)
     if bad:
@@ -144,10 +146,7 @@ def dense_forward(X, W, b=None, activation="linear"):
 def dense_backward(dA, X, W, A, activation="linear"):
     """(dX, dW, db) of the dense layer; see ``fastnn.kernels.dense_backward``."""
     act = ACTIVATIONS.index(activation)
-    m, n_in = X.shape
-    dZ = np.empty_like(dA)
-    dX = np.empty_like(X)
-    dW = np.empty_like(W)
+    dZ, dX, dW = np.empty_like(dA), np.empty_like(X), np.empty_like(W)
     blocks = _blocks(X, W)
     db_parts = np.zeros((blocks, W.shape[1]), np.float64)
     with single_threaded_blas:
