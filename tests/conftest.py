@@ -42,3 +42,13 @@ def _restore_default_backend():
     before = fastnn.get_backend()
     yield
     fastnn.set_backend(before)
+
+
+@pytest.fixture
+def parallel_path(monkeypatch):
+    """Force the CPU kernels' parallel path whatever the input size (thresholds set to 0)."""
+    from fastnn import config
+
+    for name in ("SOFTMAX_PARALLEL_MIN_ELEMENTS", "BATCHNORM_PARALLEL_MIN_ELEMENTS",
+                 "DENSE_PARALLEL_MIN_FLOPS"):
+        monkeypatch.setattr(config, name, 0)

@@ -78,8 +78,9 @@ def test_matches_reference(dtype, shape, seed, training, decay):
 @over_dtypes
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize("shape", [(600, 80), (5000, 7), (40, 1000)], ids=str)
+@pytest.mark.usefixtures("parallel_path")
 def test_matches_reference_parallel(rng, dtype, training, shape):
-    """Sizes above the parallel threshold (2**15 elements)."""
+    """The parallel path (row blocks per thread, partial sums combined)."""
     check_against_reference(*bn_data(rng, *shape, dtype), training, 0.9, dtype, rng)
 
 

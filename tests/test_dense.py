@@ -61,15 +61,19 @@ def test_matches_reference(dtype, activation, shape, seed, bias):
 @over_dtypes
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 @pytest.mark.parametrize("shape", [
-    (5, 3, 20),     # serial, n_out > n_in
-    (5, 20, 3),     # serial, n_in > n_out
-    (300, 128, 96),  # parallel (>= 2**21 multiply-adds), dW split along n_in
-    (300, 96, 128),  # parallel, dW split along n_out
-    (1024, 2048, 1),  # parallel, one output column
-    (2048, 1, 1024),  # parallel, one input column
+    (5, 3, 20),       # n_out > n_in: outputs split along columns
+    (5, 20, 3),       # n_in > n_out
+    (300, 128, 96),   # outputs split along rows
+    (300, 96, 128),
+    (1024, 2048, 1),  # one output column
+    (2048, 1, 1024),  # one input column
+    (1, 7, 5),        # one row: fewer rows than threads
 ], ids=lambda s: "x".join(map(str, s)))
-def test_matches_reference_fixed_shapes(rng, dtype, activation, shape):
-    """Serial and parallel paths, both ways of splitting dW, degenerate widths."""
+@pytest.mark.parametrize("path", ["serial", "parallel"])
+def test_matches_reference_fixed_shapes(request, rng, dtype, activation, shape, path):
+    """Serial and parallel paths, both ways of splitting each product, degenerate widths."""
+    if path == "parallel":
+        request.getfixturevalue("parallel_path")
     X, W, b = dense_data(rng, *shape, dtype)
     check_against_reference(X, W, b, activation, dtype, rng)
 

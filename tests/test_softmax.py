@@ -78,8 +78,9 @@ def test_matches_reference(dtype, shape, seed):
 
 @over_dtypes
 @pytest.mark.parametrize("shape", [(4096, 16), (64, 1024), (40000, 1)], ids=str)
+@pytest.mark.usefixtures("parallel_path")
 def test_matches_reference_parallel(rng, dtype, shape):
-    """Sizes above the parallel threshold (2**15 elements)."""
+    """The parallel path (row blocks per thread)."""
     m, C = shape
     Z = logits(rng, m, C, dtype)
     check_against_reference(Z, rng.integers(0, C, m), probability_rows(rng, m, C, dtype), dtype)

@@ -283,7 +283,7 @@ def test_nonfinite_A_is_named_for_every_activation(backend, activation, value):
         call("dense_backward", backend, **args)
 
 
-PARALLEL_CASES = {  # (fn, arg, extra) -> size above the parallel thresholds
+PARALLEL_CASES = {  # (fn, arg, extra) -> size; the parallel path is forced by the fixture
     ("dense_forward", "X"): dict(m=300, n_in=128, n_out=96),
     ("dense_backward", "dA"): dict(m=300, n_in=128, n_out=96),
     ("batchnorm_forward", "X", True): dict(m=600, n=80),
@@ -298,6 +298,7 @@ PARALLEL_CASES = {  # (fn, arg, extra) -> size above the parallel thresholds
 @pytest.mark.parametrize("key", list(PARALLEL_CASES), ids=lambda k: "-".join(map(str, k)))
 @pytest.mark.parametrize("value", [np.nan, np.inf])
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.usefixtures("parallel_path")
 def test_nonfinite_input_is_named_on_parallel_sizes(rng, backend, key, value):
     """The same on sizes that take the parallel path, with the bad value in an inner row."""
     fn, arg = key[:2]

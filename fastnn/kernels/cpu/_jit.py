@@ -15,10 +15,9 @@ def jit(fn=None, *, parallel=False):
     return decorate if fn is None else decorate(fn)
 
 
-def n_blocks(n_rows, work, threshold=None):
+def n_blocks(n_rows, work, threshold):
     """Row blocks to split work into: one per Numba thread, or 1 (run serially on the calling
-    thread) when ``work`` (elements or multiply-adds) is under ``threshold``, where waking the
-    thread pool would cost more than the work. Default threshold: config.PARALLEL_MIN_ELEMENTS."""
-    if work < (config.PARALLEL_MIN_ELEMENTS if threshold is None else threshold):
+    thread) when ``work`` (elements or multiply-adds) is under ``threshold`` (see fastnn.config)."""
+    if work < threshold:
         return 1
     return max(1, min(numba.get_num_threads(), n_rows))

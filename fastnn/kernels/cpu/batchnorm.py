@@ -8,6 +8,7 @@ backward reads X and dY twice (sums of dY and dY * (X - mean); then dX).
 import numpy as np
 from numba import prange
 
+from fastnn import config
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import BatchNormCache, NonFiniteError
@@ -132,7 +133,7 @@ def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9, eps=1e-5):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
     m = X.shape[0]
-    blocks = n_blocks(m, X.size)
+    blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
     if training:
         shift = X[0].copy()
         s1, s2 = _column_sums(_stats_rows, _stats_parallel, blocks, X, shift)
@@ -161,7 +162,7 @@ def batchnorm_backward(dY, cache):
     """Batch normalization backward; see ``fastnn.kernels.batchnorm_backward``."""
     X, gamma, mean, invstd, training = cache
     m = X.shape[0]
-    blocks = n_blocks(m, X.size)
+    blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
     dbeta, sdyx = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, X, mean)
     if not (np.isfinite(dbeta).all() and np.isfinite(sdyx).all()):
         raise NonFiniteError

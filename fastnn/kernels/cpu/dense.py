@@ -124,7 +124,7 @@ def _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act):
 
 def _blocks(X, W):
     m, n_in = X.shape
-    return n_blocks(m, m * n_in * W.shape[1], config.PARALLEL_MIN_FLOPS)
+    return n_blocks(m, m * n_in * W.shape[1], config.DENSE_PARALLEL_MIN_FLOPS)
 
 
 def dense_forward(X, W, b=None, activation="linear"):

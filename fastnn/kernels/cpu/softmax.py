@@ -9,6 +9,7 @@ import math
 import numpy as np
 from numba import prange
 
+from fastnn import config
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import NonFiniteError
@@ -122,7 +123,7 @@ def _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks):
 
 def _softmax_like(Z, mode):
     out = np.empty_like(Z)
-    blocks = n_blocks(Z.shape[0], Z.size)
+    blocks = n_blocks(Z.shape[0], Z.size, config.SOFTMAX_PARALLEL_MIN_ELEMENTS)
     if blocks == 1:
         bad = _softmax_rows(Z, out, mode, 0, Z.shape[0])
     else:
@@ -157,7 +158,7 @@ def softmax_cross_entropy(Z, y):
     labels = _NO_LABELS if use_rows else y.astype(np.intp, copy=False)
     Y = y if use_rows else Z[:0]
     dZ = np.empty_like(Z)
-    blocks = n_blocks(m, Z.size)
+    blocks = n_blocks(m, Z.size, config.SOFTMAX_PARALLEL_MIN_ELEMENTS)
     if blocks == 1:
         loss, bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows, 0, m)
     else:
