@@ -7,8 +7,8 @@ import functools
 
 import numpy as np
 
-from .common import (IMPLEMENTATIONS, dense_data, first_call_seconds, kernels, speedup,
-                     torch_or_skip, warm)
+from . import common
+from .common import IMPLEMENTATIONS, dense_data, kernels, torch_or_skip
 
 SHAPES = [(64, 784, 256), (256, 1024, 1024), (4096, 1024, 1024)]
 
@@ -47,43 +47,19 @@ def _torch(shape):
     return forward, forward_backward
 
 
-class Dense:
+def _closures(shape, impl):
+    return _torch(shape) if impl == "torch" else _fastnn(shape, impl)
+
+
+class Dense(common.ForwardBackwardTimes):
     """Time of a dense ReLU layer's forward, and of forward + backward."""
     params = [SHAPES, IMPLEMENTATIONS]
-    param_names = ["shape", "implementation"]
-    repeat = (2, 10, 2.0)
-    timeout = 180
-
-    def setup(self, shape, impl):
-        fns = _torch(shape) if impl == "torch" else _fastnn(shape, impl)
-        self.forward, self.forward_backward = fns
-        warm(("dense", shape, impl), lambda: (self.forward(), self.forward_backward()))
-
-    def time_forward(self, shape, impl):
-        self.forward()
-
-    def time_forward_backward(self, shape, impl):
-        self.forward_backward()
+    closures = staticmethod(_closures)
 
 
-class DenseSpeedup:
-    """NumPy reference time / fastnn cpu time, measured in one process (reference first)."""
+class DenseSpeedup(common.ForwardBackwardSpeedup):
     params = [SHAPES]
-    param_names = ["shape"]
-    timeout = 180
-
-    def setup(self, shape):
-        self.reference = _fastnn(shape, "numpy")
-        self.cpu = _fastnn(shape, "cpu")
-        warm(("dense", shape, "cpu"), self.cpu[1])
-
-    def track_speedup_forward(self, shape):
-        return speedup(self.reference[0], self.cpu[0])
-    track_speedup_forward.unit = "x"
-
-    def track_speedup_forward_backward(self, shape):
-        return speedup(self.reference[1], self.cpu[1])
-    track_speedup_forward_backward.unit = "x"
+    closures = staticmethod(_fastnn)
 
 
 #: A serial-path and a parallel-path shape (with more than one Numba thread) for compile timing.
@@ -103,22 +79,8 @@ def compile_cases():
     return cases
 
 
-class DenseCompile:
-    """Seconds of each cpu kernel's first calls in a fresh interpreter (in the order listed, so
-    helpers shared with an earlier kernel are already compiled): FASTNN_CACHE=0 (a compile),
-    and with the on-disk cache filled by an earlier interpreter."""
+class DenseCompile(common.CompileTimes):
     params = [["dense_forward", "dense_backward", "total"]]
-    param_names = ["kernel"]
-    timeout = 600
 
     def setup_cache(self):
-        return {"compile": first_call_seconds(__name__, cache=False),
-                "cached": first_call_seconds(__name__, cache=True)}
-
-    def track_compile_seconds(self, seconds, kernel):
-        return seconds["compile"][kernel]
-    track_compile_seconds.unit = "s"
-
-    def track_cached_first_call_seconds(self, seconds, kernel):
-        return seconds["cached"][kernel]
-    track_cached_first_call_seconds.unit = "s"
+        return common.compile_and_cached_seconds(__name__)

@@ -7,8 +7,8 @@ forward is timed through the softmax kernels.
 """
 import functools
 
-from .common import (IMPLEMENTATIONS, first_call_seconds, kernels, softmax_data, speedup,
-                     torch_or_skip, warm)
+from . import common
+from .common import IMPLEMENTATIONS, kernels, softmax_data, speedup, torch_or_skip, warm
 
 SHAPES = [(64, 10), (4096, 1000), (65536, 100)]
 
@@ -114,23 +114,8 @@ def compile_cases():
     return cases
 
 
-class SoftmaxCompile:
-    """Seconds of each cpu kernel's first calls in a fresh interpreter (in the order listed, so
-    helpers shared with an earlier kernel are already compiled: softmax, log_softmax and hardmax
-    share one kernel): FASTNN_CACHE=0 (a compile), and with the on-disk cache filled by an
-    earlier interpreter."""
+class SoftmaxCompile(common.CompileTimes):
     params = [KERNELS + ["total"]]
-    param_names = ["kernel"]
-    timeout = 600
 
     def setup_cache(self):
-        return {"compile": first_call_seconds(__name__, cache=False),
-                "cached": first_call_seconds(__name__, cache=True)}
-
-    def track_compile_seconds(self, seconds, kernel):
-        return seconds["compile"][kernel]
-    track_compile_seconds.unit = "s"
-
-    def track_cached_first_call_seconds(self, seconds, kernel):
-        return seconds["cached"][kernel]
-    track_cached_first_call_seconds.unit = "s"
+        return common.compile_and_cached_seconds(__name__)

@@ -193,3 +193,65 @@ def _first_calls_main(module):
         seconds[kernel] = max(first - (time.perf_counter() - t0), 0.0)
     seconds["total"] = sum(seconds.values())
     print(json.dumps(seconds))
+
+
+# --- base classes the bench_<area> modules share (referred to as common.X, so that asv does not
+# collect them here as benchmarks of their own) --------------------------------------------------
+
+class ForwardBackwardTimes:
+    """Times of ``forward()`` and ``forward_backward()`` from ``self.closures(shape, impl)``."""
+    param_names = ["shape", "implementation"]
+    repeat = (2, 10, 2.0)
+    timeout = 180
+
+    def setup(self, shape, impl):
+        self.forward, self.forward_backward = self.closures(shape, impl)
+        warm((type(self).__name__, shape, impl), lambda: (self.forward(), self.forward_backward()))
+
+    def time_forward(self, shape, impl):
+        self.forward()
+
+    def time_forward_backward(self, shape, impl):
+        self.forward_backward()
+
+
+class ForwardBackwardSpeedup:
+    """NumPy reference time / fastnn cpu time, measured in one process (reference first)."""
+    param_names = ["shape"]
+    timeout = 180
+
+    def setup(self, shape):
+        self.reference = self.closures(shape, "numpy")
+        self.cpu = self.closures(shape, "cpu")
+        warm((type(self).__name__, shape, "cpu"), self.cpu[1])
+
+    def track_speedup_forward(self, shape):
+        return speedup(self.reference[0], self.cpu[0])
+    track_speedup_forward.unit = "x"
+
+    def track_speedup_forward_backward(self, shape):
+        return speedup(self.reference[1], self.cpu[1])
+    track_speedup_forward_backward.unit = "x"
+
+
+def compile_and_cached_seconds(module):
+    """``first_call_seconds`` of a bench module with the cache off (a compile) and on."""
+    return {"compile": first_call_seconds(module, cache=False),
+            "cached": first_call_seconds(module, cache=True)}
+
+
+class CompileTimes:
+    """Seconds of each cpu kernel's first calls in a fresh interpreter (in the order listed, so
+    helpers shared with an earlier kernel are already compiled): FASTNN_CACHE=0 (a compile), and
+    with the on-disk cache filled by an earlier interpreter. Subclasses define ``setup_cache``
+    themselves: asv keys its cache by where that method is written."""
+    param_names = ["kernel"]
+    timeout = 600
+
+    def track_compile_seconds(self, seconds, kernel):
+        return seconds["compile"][kernel]
+    track_compile_seconds.unit = "s"
+
+    def track_cached_first_call_seconds(self, seconds, kernel):
+        return seconds["cached"][kernel]
+    track_cached_first_call_seconds.unit = "s"
