@@ -1,4 +1,4 @@
-"""Command line: ``python -m fastnn bench [--quick] [--threads N]``."""
+"""Command line of fastnn: ``python -m fastnn bench [--quick] [--threads N]``."""
 import argparse
 import sys
 
@@ -14,7 +14,8 @@ def _bench(args):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="fastnn", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fastnn", description="Numba-accelerated neural-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("bench", help="time every kernel against its NumPy reference")
     p.add_argument("--quick", action="store_true", help="a fast subset of the shapes")
