@@ -131,7 +131,12 @@ def softmax_case(m, c, rng, torch):
     def run(backend):
         kernels.softmax(Z, backend=backend)
 
-    torch_run = None if torch is None else (lambda t=torch.from_numpy(Z): torch.softmax(t, 1))
+    torch_run = None
+    if torch is not None:
+        tZ = torch.from_numpy(Z)
+
+        def torch_run():
+            torch.softmax(tZ, 1)
     return Case("softmax", (m, c), run, torch_run, nbytes=2.0 * m * c * 4)
 
 

@@ -1,14 +1,16 @@
 """Tunables of fastnn in one place: compile flags, caching, size thresholds.
 
-Kernels read these values; they never hard-code them. Environment variables are read once, at import:
+Kernels read these values; they never hard-code them. Environment variables are read once, at
+import:
 
 - ``FASTNN_CACHE=0`` turns off Numba's on-disk cache of compiled kernels (on by default).
 - ``FASTNN_BACKEND`` sets the default backend (``"cpu"`` unless set).
 """
 import os
 
-#: LLVM fast-math flags for every Numba kernel. ``fastmath=True`` would add ``nnan``/``ninf``, which
-#: delete NaN/inf checks; this subset keeps them and still lets reductions vectorize.
+#: LLVM fast-math flags for every Numba kernel. Numba's all-on fastmath would add ``nnan`` and
+#: ``ninf``, which delete NaN/inf checks; this subset keeps them and still lets reductions
+#: vectorize.
 FASTMATH = frozenset({"reassoc", "contract", "arcp", "nsz"})
 
 #: Cache compiled kernels on disk (numba ``cache=True``).

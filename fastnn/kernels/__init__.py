@@ -136,7 +136,9 @@ def _logits(fn, Z):
 
 
 def softmax(Z, *, backend=None):
-    """softmax(Z)_ij = exp(Z_ij - max_k Z_ik) / sum_l exp(Z_il - max_k Z_ik). Z: (m, C) -> (m, C)."""
+    """softmax(Z)_ij = exp(Z_ij - max_k Z_ik) / sum_l exp(Z_il - max_k Z_ik).
+
+    Z: (m, C) -> (m, C)."""
     Z = _logits("softmax", Z)
     return _run("softmax", backend, dict(Z=Z), Z)
 

@@ -47,7 +47,7 @@ def activation_forward(Z, activation):
 
 
 def activation_derivative(A, activation):
-    """g'(Z) written in terms of A = g(Z): relu 1[A > 0], tanh 1 - A^2, sigmoid A (1 - A), linear 1."""
+    """g'(Z) in terms of A = g(Z): relu 1[A > 0], tanh 1 - A^2, sigmoid A (1 - A), linear 1."""
     if activation == "relu":
         return (A > 0).astype(A.dtype)
     if activation == "tanh":
@@ -83,7 +83,8 @@ def dense_backward(dA, X, W, A, activation="linear"):
 
 # --- batch normalization -------------------------------------------------------------------------
 
-def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9, eps=1e-5):
+def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
+                      eps=1e-5):
     """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column. X: (m, n); the rest (n,).
 
     Training uses the batch mean and biased variance and updates, in place,

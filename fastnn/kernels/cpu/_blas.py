@@ -3,12 +3,11 @@
 Why: NumPy's matmul runs on OpenBLAS's own threads, which keep spinning for a while after each call;
 a ``parallel=True`` Numba kernel launched then waits for a scheduler tick (~8 ms measured on this
 2-core machine). fastnn therefore does all of its BLAS work inside Numba kernels, one
-single-threaded BLAS call per thread on a block of rows or columns, so that one thread pool (Numba's)
-does everything. ``single_threaded_blas()`` pins SciPy's BLAS (the one Numba calls) to one thread for
-the duration of a fastnn call and restores it afterwards.
+single-threaded BLAS call per thread on a block of rows or columns, so that one thread pool
+(Numba's) does everything. ``single_threaded_blas`` pins SciPy's BLAS (the one Numba calls) to one
+thread for the duration of a fastnn call and restores it afterwards.
 """
 import threading
-from contextlib import contextmanager
 
 from llvmlite import ir
 from numba import types

@@ -41,7 +41,8 @@ def maximum(typingctx, a, b):
 
     def codegen(context, builder, sig, args):
         fty = args[0].type
-        fn = builder.module.declare_intrinsic("llvm.maxnum", [fty], ir.FunctionType(fty, [fty, fty]))
+        fnty = ir.FunctionType(fty, [fty, fty])
+        fn = builder.module.declare_intrinsic("llvm.maxnum", [fty], fnty)
         return builder.call(fn, args)
     return a(a, b), codegen
 

@@ -67,7 +67,8 @@ def _normalize_parallel(X, mean, alpha, beta, Y, blocks):
 
 @jit
 def _grad_sums_rows(dY, X, mean, sdy, sdyx, r0, r1):
-    """sdy += sum(dY), sdyx += sum(dY * (X - mean)) over rows r0:r1, in chunks as ``_stats_rows``."""
+    """sdy += sum(dY), sdyx += sum(dY * (X - mean)) over rows r0:r1, in chunks (as
+    ``_stats_rows``)."""
     n = X.shape[1]
     p1, p2 = np.empty(n, X.dtype), np.empty(n, X.dtype)
     for c in range(r0, r1, _CHUNK):
@@ -112,7 +113,7 @@ def _grad_x_parallel(dY, X, mean, a, c, d, dX, blocks):
 
 
 def _column_sums(kernel_rows, kernel_parallel, blocks, *arrays):
-    """Run a two-accumulator column-sum kernel serially or in parallel; return both sums (float64)."""
+    """Run a two-accumulator column-sum kernel serially or in parallel; return both float64 sums."""
     n = arrays[0].shape[1]
     acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
     if blocks == 1:
@@ -130,7 +131,8 @@ def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
         raise NonFiniteError
 
 
-def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9, eps=1e-5):
+def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
+                      eps=1e-5):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
     m = X.shape[0]
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)

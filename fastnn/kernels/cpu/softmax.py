@@ -1,8 +1,8 @@
 """Softmax, log-softmax, hardmax and fused softmax cross-entropy, one row at a time.
 
-Rows are independent, so threads take blocks of rows. Per row: max (with a NaN/inf count), then
-exp(z - max) with a vectorizable exp and its sum, then the output, each a vectorized loop; the order z - max - log(sum)
-keeps logits of 1e4 finite. Z: (m, C).
+Rows are independent, so threads take blocks of rows. Per row, each step a vectorized loop: the
+max and a NaN/inf count, exp(z - max) with a vectorizable exp and its sum, then the output. The
+order z - max - log(sum) keeps logits of 1e4 finite. Z: (m, C).
 """
 import math
 
