@@ -1,7 +1,12 @@
 """fastnn: Numba-accelerated neural-network kernels and a thin model API on top of them."""
 from fastnn import kernels
 from fastnn.backend import get_default as get_backend, set_default as set_backend
+from fastnn.gradcheck import gradcheck
+from fastnn.nn import (Activation, BatchNorm, Dense, Dropout, EarlyStopping, ReLU, Sequential,
+                       Sigmoid, Tanh, load)
 
 __version__ = "0.1.0"
 
-__all__ = ["kernels", "get_backend", "set_backend", "__version__"]
+__all__ = ["Activation", "BatchNorm", "Dense", "Dropout", "EarlyStopping", "ReLU", "Sequential",
+           "Sigmoid", "Tanh", "get_backend", "gradcheck", "kernels", "load", "set_backend",
+           "__version__"]

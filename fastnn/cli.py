@@ -1,4 +1,4 @@
-"""Command line of fastnn: ``python -m fastnn bench [--quick] [--threads N]``."""
+"""Command line of fastnn: ``python -m fastnn train | bench``."""
 import argparse
 import sys
 
@@ -13,10 +13,36 @@ def _bench(args):
     bench.run(quick=args.quick)
 
 
+def _train(args):
+    from fastnn import train
+
+    hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    train.run(hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
+              optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
+              dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
+              plot=not args.no_plot, verbose=not args.quiet)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="fastnn", description="Numba-accelerated neural-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("train", help="train a batch-normalized MLP on handwritten digits")
+    p.add_argument("--hidden", default="128,64", help="hidden widths, comma-separated (128,64)")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--optimizer", choices=["gd", "momentum", "rmsprop", "adam"], default="adam")
+    p.add_argument("--lr", type=float, default=3e-3, help="initial learning rate")
+    p.add_argument("--decay", type=float, default=0.05,
+                   help="inverse-time decay: lr / (1 + decay * epoch)")
+    p.add_argument("--l2", type=float, default=0.0, help="L2 regularization lambda")
+    p.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each ReLU")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--backend", choices=["cpu", "numpy"], default=None)
+    p.add_argument("--out", default="fastnn-run", help="folder for model.npz and the PNG")
+    p.add_argument("--no-plot", action="store_true", help="skip the learning-curve PNG")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
     p = commands.add_parser("bench", help="time every kernel against its NumPy reference")
     p.add_argument("--quick", action="store_true", help="a fast subset of the shapes")
     p.add_argument("--threads", type=int, default=0, help="Numba threads (default: all cores)")

@@ -11,9 +11,12 @@ import numpy as np
 from fastnn import backend as _backend
 from fastnn.kernels import _validate as check
 from fastnn.kernels._names import ACTIVATIONS
+from fastnn.kernels._optim_api import adam_update, momentum_update, rmsprop_update, sgd_update
 from fastnn.kernels.reference import BatchNormCache, NonFiniteError
 
-__all__ = ["ACTIVATIONS", "BatchNormCache", "batchnorm_backward", "batchnorm_forward",
+__all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_forward",
+           "adam_update", "batchnorm_backward", "batchnorm_forward", "momentum_update",
+           "rmsprop_update", "sgd_update",
            "dense_backward", "dense_forward", "hardmax", "log_softmax", "softmax",
            "softmax_cross_entropy"]
 
@@ -34,6 +37,26 @@ def _activation(fn, activation):
     activation = "linear" if activation is None else activation
     check.choice(fn, "activation", activation, ACTIVATIONS)
     return activation
+
+
+def activation_forward(Z, activation, *, backend=None):
+    """A = g(Z) elementwise, g in "linear", "relu", "tanh", "sigmoid". Z: (m, n) -> (m, n).
+    (``dense_forward`` fuses g after the product; this is g alone, for an Activation layer.)"""
+    fn = "activation_forward"
+    Z = check.float_array(fn, "Z", Z, 2)
+    activation = _activation(fn, activation)
+    return _run(fn, backend, dict(Z=Z), Z, activation)
+
+
+def activation_backward(dA, A, activation, *, backend=None):
+    """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n) -> (m, n)."""
+    fn = "activation_backward"
+    dA = check.float_array(fn, "dA", dA, 2)
+    A = check.float_array(fn, "A", A, 2)
+    check.same_dtype(fn, dA=dA, A=A)
+    check.shape(fn, "dA", dA, A.shape, "(the shape of A)")
+    activation = _activation(fn, activation)
+    return _run(fn, backend, dict(dA=dA, A=A), dA, A, activation)
 
 
 def dense_forward(X, W, b=None, activation="linear", *, backend=None):

@@ -36,7 +36,18 @@ def _require_finite(*arrays):
 # --- activations ---------------------------------------------------------------------------------
 
 def activation_forward(Z, activation):
-    """A = g(Z) for g in linear, relu (max(Z, 0)), tanh, sigmoid (1 / (1 + e^-Z))."""
+    """A = g(Z) for g in linear, relu (max(Z, 0)), tanh, sigmoid (1 / (1 + e^-Z)). Z: (m, n)."""
+    _require_finite(Z)
+    return _apply_activation(Z, activation)
+
+
+def activation_backward(dA, A, activation):
+    """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n)."""
+    _require_finite(dA, A)
+    return dA * activation_derivative(A, activation)
+
+
+def _apply_activation(Z, activation):
     if activation == "relu":
         return np.maximum(Z, 0)
     if activation == "tanh":
@@ -66,7 +77,7 @@ def dense_forward(X, W, b=None, activation="linear"):
     if b is not None:
         Z = Z + b
     _require_finite(Z)  # before g: tanh, sigmoid and relu map inf to finite values
-    return activation_forward(Z, activation)
+    return _apply_activation(Z, activation)
 
 
 def dense_backward(dA, X, W, A, activation="linear"):
@@ -74,8 +85,8 @@ def dense_backward(dA, X, W, A, activation="linear"):
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db).
     """
-    _require_finite(dA, X, W, A)
-    dZ = dA * activation_derivative(A, activation)
+    _require_finite(X, W)
+    dZ = activation_backward(dA, A, activation)
     dX, dW, db = dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
     _require_finite(dX, dW, db)
     return dX, dW, db
@@ -171,3 +182,43 @@ def softmax_cross_entropy(Z, y):
     loss = float(-(Y * logp).sum(dtype=np.float64) / m)
     dZ = (np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y) / Z.dtype.type(m)
     return loss, dZ
+
+
+# --- optimizer updates (in place; any shape, one flat buffer for a whole model) -------------------
+
+def sgd_update(p, g, lr):
+    """Gradient descent: p <- p - lr * g."""
+    _require_finite(p, g)
+    p -= lr * g
+
+
+def momentum_update(p, g, v, lr, beta):
+    """Momentum as an exponentially weighted average of the gradients:
+    v <- beta * v + (1 - beta) * g;  p <- p - lr * v."""
+    _require_finite(p, g, v)
+    v *= beta
+    v += (1 - beta) * g
+    p -= lr * v
+
+
+def rmsprop_update(p, g, s, lr, beta, eps):
+    """RMSprop: s <- beta * s + (1 - beta) * g^2;  p <- p - lr * g / (sqrt(s) + eps)."""
+    _require_finite(p, g, s)
+    s *= beta
+    s += (1 - beta) * g * g
+    p -= lr * g / (np.sqrt(s) + eps)
+
+
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps):
+    """Adam at step t >= 1 (the first step has t = 1):
+    m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;
+    mhat = m / (1 - beta1^t);  vhat = v / (1 - beta2^t);  p <- p - lr * mhat / (sqrt(vhat) + eps).
+    """
+    _require_finite(p, g, m, v)
+    m *= beta1
+    m += (1 - beta1) * g
+    v *= beta2
+    v += (1 - beta2) * g * g
+    mhat = m / (1 - beta1 ** t)
+    vhat = v / (1 - beta2 ** t)
+    p -= lr * mhat / (np.sqrt(vhat) + eps)

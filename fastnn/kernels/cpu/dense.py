@@ -158,3 +158,21 @@ def dense_backward(dA, X, W, A, activation="linear"):
     if bad or not np.isfinite(db).all():
         raise NonFiniteError
     return dX, dW, db.astype(X.dtype)
+
+
+def activation_forward(Z, activation):
+    """A = g(Z) on its own (serial); see ``fastnn.kernels.activation_forward``."""
+    A = Z.copy()
+    if _bias_activation(A, np.zeros(Z.shape[1], Z.dtype), ACTIVATIONS.index(activation),
+                        0, Z.shape[0], 0, Z.shape[1]):
+        raise NonFiniteError
+    return A
+
+
+def activation_backward(dA, A, activation):
+    """dZ = dA * g'(Z) on its own (serial); see ``fastnn.kernels.activation_backward``."""
+    dZ = np.empty_like(dA)
+    db_unused = np.zeros(dA.shape[1])
+    if _grad_z_rows(dA, A, dZ, db_unused, ACTIVATIONS.index(activation), 0, dA.shape[0]):
+        raise NonFiniteError
+    return dZ

@@ -1,0 +1,150 @@
+"""Optimizer update kernels: the public, validating layer (re-exported by ``fastnn.kernels``).
+
+Each kernel updates the parameters ``p`` and its state arrays in place from the gradient ``g`` and
+returns None. p, g and the state are NumPy arrays of one float dtype (float32 or float64) and one
+shape, any shape: one call over a single flat buffer that holds every parameter of a model updates
+them all. p and the state must be writable and C-contiguous (they are updated in place); g is copied
+when it is not C-contiguous. Hyperparameters: lr > 0, betas in [0, 1), eps > 0 (finite numbers),
+Adam's step count t an integer >= 1.
+
+Bad input raises TypeError/ValueError naming the function and the argument before anything changes.
+NaN or inf in g, p or the state raises ValueError naming the array, and leaves p and the state
+bit-for-bit unchanged (every backend checks all inputs before it writes).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from fastnn import backend as _backend
+from fastnn.kernels import _validate as check
+from fastnn.kernels.reference import NonFiniteError
+
+__all__ = ["adam_update", "momentum_update", "rmsprop_update", "sgd_update"]
+
+def _impl(fn, backend):
+    """The kernel ``fn`` of backend ``backend`` (None: the default backend)."""
+    try:
+        return getattr(_backend.get(backend), fn)
+    except ValueError as error:
+        raise ValueError(f"{fn}: {error}") from None
+
+
+# --- checks --------------------------------------------------------------------------------------
+
+def _real(fn, name, value):
+    if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
+    return float(value)
+
+
+def positive(fn, name, value):
+    """A finite real number > 0 (lr, eps), as a Python float."""
+    x = _real(fn, name, value)
+    if not (0.0 < x < math.inf):
+        raise ValueError(f"{fn}: {name} must be a finite number > 0, got {value!r}")
+    return x
+
+
+def fraction(fn, name, value):
+    """A real number in [0, 1) (the betas), as a Python float."""
+    x = _real(fn, name, value)
+    if not 0.0 <= x < 1.0:
+        raise ValueError(f"{fn}: {name} must be a number in [0, 1), got {value!r}")
+    return x
+
+
+def step_count(fn, name, value):
+    """An integer >= 1 (Adam's t), as a Python int."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be an integer (the step count, 1 on the first step), "
+                        f"got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{fn}: {name} must be >= 1 (the step count after incrementing: the "
+                         f"first step uses t=1), got {value!r}")
+    return int(value)
+
+
+def _float_ndarray(fn, name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a NumPy array, got {type(a).__name__}")
+    if a.dtype not in check.FLOAT_DTYPES:
+        raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+
+
+def arrays(fn, p, g, **states):
+    """Check the arrays of an update (see the module doc); returns g, C-contiguous."""
+    updated = {"p": p, **states}
+    for name, a in updated.items():
+        _float_ndarray(fn, name, a)
+        if not a.flags.writeable:
+            raise TypeError(f"{fn}: {name} must be a writable array (it is updated in place), "
+                            "got a read-only one")
+        if not a.flags.c_contiguous:
+            raise TypeError(f"{fn}: {name} must be C-contiguous because it is updated in place "
+                            f"(got strides {a.strides} for shape {a.shape}); use "
+                            "np.ascontiguousarray once and keep that array")
+    _float_ndarray(fn, "g", g)
+    check.same_dtype(fn, p=p, g=g, **states)
+    check.shape(fn, "g", g, p.shape, "(the shape of p)")
+    for name, a in states.items():
+        check.shape(fn, name, a, p.shape, "(the shape of p)")
+    names = list(updated)
+    for i, a in enumerate(names):
+        for b in names[i + 1:] + ["g"]:
+            other = g if b == "g" else updated[b]
+            if np.may_share_memory(updated[a], other):
+                raise ValueError(f"{fn}: {a} and {b} share memory; give each its own array")
+    return np.asarray(g, order="C")  # (np.ascontiguousarray would make a 0-d g 1-D)
+
+
+def _run(fn, backend, p, g, states, *args):
+    """Call ``fn`` of the chosen backend on (p, g, *states, *args); on NaN/inf name the array."""
+    impl = _impl(fn, backend)
+    try:
+        impl(p, g, *states.values(), *args)
+    except NonFiniteError:
+        check.nonfinite_result(fn, g=g, p=p, **states)
+
+
+# --- kernels -------------------------------------------------------------------------------------
+
+def sgd_update(p, g, lr, *, backend=None):
+    """Gradient descent, in place: p <- p - lr * g. Returns None."""
+    fn = "sgd_update"
+    g = arrays(fn, p, g)
+    _run(fn, backend, p, g, {}, positive(fn, "lr", lr))
+
+
+def momentum_update(p, g, v, lr, beta, *, backend=None):
+    """Momentum (the course's exponentially weighted average form), in place:
+    v <- beta * v + (1 - beta) * g;  p <- p - lr * v. Returns None.
+
+    PyTorch's SGD momentum is v <- mu * v + g: the same as this with dampening = beta, and its step
+    is 1 / (1 - beta) times larger without dampening.
+    """
+    fn = "momentum_update"
+    g = arrays(fn, p, g, v=v)
+    _run(fn, backend, p, g, {"v": v}, positive(fn, "lr", lr), fraction(fn, "beta", beta))
+
+
+def rmsprop_update(p, g, s, lr, beta, eps, *, backend=None):
+    """RMSprop, in place: s <- beta * s + (1 - beta) * g^2;  p <- p - lr * g / (sqrt(s) + eps).
+    Returns None. (PyTorch's RMSprop: beta is its ``alpha``, eps is outside the sqrt too.)
+    """
+    fn = "rmsprop_update"
+    g = arrays(fn, p, g, s=s)
+    _run(fn, backend, p, g, {"s": s}, positive(fn, "lr", lr), fraction(fn, "beta", beta),
+         positive(fn, "eps", eps))
+
+
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, *, backend=None):
+    """Adam, in place, at step t >= 1 (the count after incrementing: the first step uses t = 1):
+    m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;
+    mhat = m / (1 - beta1^t);  vhat = v / (1 - beta2^t);  p <- p - lr * mhat / (sqrt(vhat) + eps).
+    Returns None. The same as torch.optim.Adam without weight decay (eps outside the sqrt).
+    """
+    fn = "adam_update"
+    g = arrays(fn, p, g, m=m, v=v)
+    _run(fn, backend, p, g, {"m": m, "v": v}, step_count(fn, "t", t), positive(fn, "lr", lr),
+         fraction(fn, "beta1", beta1), fraction(fn, "beta2", beta2), positive(fn, "eps", eps))

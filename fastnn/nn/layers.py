@@ -1,0 +1,227 @@
+"""Layers: small classes that hold parameters and call ``fastnn.kernels``.
+
+A layer declares its trainable parameters with ``param_specs(n_in)``; the model places them in one
+flat buffer (and their gradients in another) and hands each layer views into both, so that an
+optimizer updates every parameter with one kernel call. ``forward(X, training)`` keeps what the
+backward pass needs; ``backward(dA)`` writes the parameter gradients and returns dX.
+Arrays are (n_samples, n_features).
+"""
+import numpy as np
+
+from fastnn import kernels
+from fastnn.kernels._names import ACTIVATIONS
+from fastnn.nn import initializers
+
+
+class ParamSpec:
+    """One trainable parameter: its shape, how to initialize it, and whether L2 applies."""
+
+    def __init__(self, shape, init, regularized):
+        self.shape, self.init, self.regularized = tuple(shape), init, regularized
+
+
+class Layer:
+    """Base class. Subclasses set ``params``/``grads`` (dicts of views) through ``bind``."""
+    backend = None
+
+    def __init__(self):
+        self.params, self.grads = {}, {}
+
+    def param_specs(self, n_in):
+        """{name: ParamSpec} of the trainable parameters for an input width n_in."""
+        return {}
+
+    def output_width(self, n_in):
+        return n_in
+
+    def bind(self, params, grads):
+        """Attach the views into the model's flat parameter and gradient buffers."""
+        self.params, self.grads = params, grads
+
+    def state(self):
+        """Non-trainable arrays to save with the model (e.g. running statistics)."""
+        return {}
+
+    def config(self):
+        """Constructor arguments, to rebuild the layer when a model is loaded."""
+        return {}
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.config().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _activation_name(name):
+    name = "linear" if name is None else name
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
+    return name
+
+
+class Dense(Layer):
+    """A = g(X @ W + b), W: (n_in, units), b: (units,), the bias and g fused after the product.
+
+    ``init`` names the initializer of W (see ``fastnn.nn.initializers``); b starts at zero. A Dense
+    layer followed by BatchNorm needs no bias (BatchNorm subtracts the mean and adds its own beta):
+    pass ``use_bias=False``.
+    """
+
+    def __init__(self, units, activation=None, init="he", use_bias=True, init_scale=0.01):
+        super().__init__()
+        if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
+            raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
+        initializers.check(init)
+        self.units, self.activation = int(units), _activation_name(activation)
+        self.init, self.use_bias, self.init_scale = init, bool(use_bias), init_scale
+
+    def param_specs(self, n_in):
+        specs = {"W": ParamSpec((n_in, self.units), self.init, regularized=True)}
+        if self.use_bias:
+            specs["b"] = ParamSpec((self.units,), "zeros", regularized=False)
+        return specs
+
+    def output_width(self, n_in):
+        return self.units
+
+    def forward(self, X, training):
+        self._X = X
+        self._A = kernels.dense_forward(X, self.params["W"], self.params.get("b"), self.activation,
+                                        backend=self.backend)
+        return self._A
+
+    def backward(self, dA):
+        dX, dW, db = kernels.dense_backward(dA, self._X, self.params["W"], self._A,
+                                            self.activation, backend=self.backend)
+        self.grads["W"][...] = dW
+        if self.use_bias:
+            self.grads["b"][...] = db
+        return dX
+
+    def config(self):
+        return dict(units=self.units, activation=self.activation, init=self.init,
+                    use_bias=self.use_bias, init_scale=self.init_scale)
+
+
+class BatchNorm(Layer):
+    """Batch normalization with learnable gamma (starts at 1) and beta (starts at 0).
+
+    Training normalizes with the batch statistics and updates the running mean and (unbiased)
+    variance as r = decay * r + (1 - decay) * batch value; prediction uses the running ones.
+    ``decay`` is PyTorch's 1 - momentum (Keras' momentum).
+    """
+
+    def __init__(self, decay=0.9, eps=1e-5):
+        super().__init__()
+        if not 0.0 <= decay <= 1.0:
+            raise ValueError(f"BatchNorm: decay must be in [0, 1], got {decay!r}")
+        if not eps > 0:
+            raise ValueError(f"BatchNorm: eps must be > 0, got {eps!r}")
+        self.decay, self.eps = float(decay), float(eps)
+        self.running_mean = self.running_var = None
+
+    def param_specs(self, n_in):
+        return {"gamma": ParamSpec((n_in,), "ones", regularized=False),
+                "beta": ParamSpec((n_in,), "zeros", regularized=False)}
+
+    def bind(self, params, grads):
+        super().bind(params, grads)
+        n, dtype = params["gamma"].shape[0], params["gamma"].dtype
+        if self.running_mean is None or self.running_mean.shape != (n,):
+            self.running_mean, self.running_var = np.zeros(n, dtype), np.ones(n, dtype)
+
+    def forward(self, X, training):
+        Y, self._cache = kernels.batchnorm_forward(
+            X, self.params["gamma"], self.params["beta"], self.running_mean, self.running_var,
+            training=training, decay=self.decay, eps=self.eps, backend=self.backend)
+        return Y
+
+    def backward(self, dA):
+        dX, dgamma, dbeta = kernels.batchnorm_backward(dA, self._cache, backend=self.backend)
+        self.grads["gamma"][...] = dgamma
+        self.grads["beta"][...] = dbeta
+        return dX
+
+    def state(self):
+        return {"running_mean": self.running_mean, "running_var": self.running_var}
+
+    def config(self):
+        return dict(decay=self.decay, eps=self.eps)
+
+
+class Activation(Layer):
+    """A = g(Z) elementwise, g in "linear", "relu", "tanh", "sigmoid". (Dense(activation=...)
+    fuses g after the product and saves a pass over the data.)"""
+
+    def __init__(self, name):
+        super().__init__()
+        self.name = _activation_name(name)
+
+    def forward(self, X, training):
+        self._A = kernels.activation_forward(X, self.name, backend=self.backend)
+        return self._A
+
+    def backward(self, dA):
+        return kernels.activation_backward(dA, self._A, self.name, backend=self.backend)
+
+    def config(self):
+        return dict(name=self.name)
+
+
+class ReLU(Activation):
+    def __init__(self):
+        super().__init__("relu")
+
+    def config(self):
+        return {}
+
+
+class Tanh(Activation):
+    def __init__(self):
+        super().__init__("tanh")
+
+    def config(self):
+        return {}
+
+
+class Sigmoid(Activation):
+    def __init__(self):
+        super().__init__("sigmoid")
+
+    def config(self):
+        return {}
+
+
+class Dropout(Layer):
+    """Inverted dropout: in training, Y = X * mask / keep_prob with mask ~ Bernoulli(keep_prob)
+    and keep_prob = 1 - rate (``rate`` is the drop probability, as in PyTorch and Keras); at
+    prediction Y = X. The expected activation is unchanged, so nothing is rescaled at test time.
+    Masks come from the model's seeded generator; ``fixed_mask = True`` keeps the last mask (for
+    gradient checking)."""
+
+    def __init__(self, rate):
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
+        self.rate = float(rate)
+        self.rng = np.random.default_rng(0)
+        self.fixed_mask = False
+        self._scaled_mask = None
+
+    def forward(self, X, training):
+        if not training or self.rate == 0.0:
+            self._scaled_mask = None
+            return X
+        if not (self.fixed_mask and self._scaled_mask is not None
+                and self._scaled_mask.shape == X.shape):
+            keep = X.dtype.type(1.0 - self.rate)
+            self._scaled_mask = (self.rng.random(X.shape) < keep).astype(X.dtype) / keep
+        return X * self._scaled_mask
+
+    def backward(self, dA):
+        return dA if self._scaled_mask is None else dA * self._scaled_mask
+
+    def config(self):
+        return dict(rate=self.rate)
+
+
+LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, ReLU, Tanh, Sigmoid, Dropout)}

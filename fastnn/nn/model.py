@@ -1,0 +1,399 @@
+"""Sequential: a stack of layers trained with mini-batch gradient descent on the softmax
+cross-entropy (plus optional L2), one optimizer step per mini-batch over one flat buffer.
+
+Keras-like use::
+
+    model = Sequential([Dense(128, use_bias=False), BatchNorm(), ReLU(), Dense(10)])
+    history = model.fit(X, y, epochs=20, batch_size=64, optimizer=Adam(1e-3))
+    model.predict(X_test)
+"""
+import json
+import math
+import zipfile
+
+import numpy as np
+
+from fastnn import kernels, optim
+from fastnn.data import minibatches
+from fastnn.nn import initializers
+from fastnn.nn.callbacks import Callback
+from fastnn.nn.layers import LAYERS, Layer
+
+FORMAT = "fastnn-model-1"
+LOSSES = ("softmax_cross_entropy",)
+OPTIMIZERS = {"gd": optim.GD, "sgd": optim.GD, "momentum": optim.Momentum,
+              "rmsprop": optim.RMSprop, "adam": optim.Adam}
+
+
+class TrainingDivergedError(FloatingPointError):
+    """The loss or a gradient became NaN or inf; the model keeps the last good parameters."""
+
+
+class History:
+    """Per-epoch records of ``fit``: ``history["loss"]``, ``"accuracy"``, ``"val_loss"``,
+    ``"val_accuracy"``, ``"lr"`` (lists, one value per epoch), as Keras' ``History.history``."""
+
+    def __init__(self):
+        self.history, self.epoch = {}, []
+
+    def append(self, epoch, logs):
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+    def __getitem__(self, key):
+        return self.history[key]
+
+    def __repr__(self):
+        last = {k: round(v[-1], 4) for k, v in self.history.items()}
+        return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+class Sequential:
+    """Layers applied in order; the last one gives the logits (n_samples, n_classes).
+
+    loss: "softmax_cross_entropy" (labels are class indices). backend: "numpy" | "cpu" | None
+    (the default backend), used by every layer and the optimizer. dtype: float32 (default) or
+    float64. The parameters are built on the first ``fit``/``build`` from the feature count.
+    """
+
+    def __init__(self, layers, loss="softmax_cross_entropy", backend=None, dtype=np.float32):
+        layers = list(layers)
+        if not layers or not all(isinstance(layer, Layer) for layer in layers):
+            raise TypeError("Sequential: layers must be a non-empty list of fastnn.nn layers")
+        if loss not in LOSSES:
+            raise ValueError(f"Sequential: unknown loss {loss!r}; expected one of {LOSSES}")
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"Sequential: dtype must be float32 or float64, got {dtype}")
+        self.layers, self.loss, self.dtype = layers, loss, np.dtype(dtype)
+        self.backend = backend
+        for layer in layers:
+            layer.backend = backend
+        self.n_features = None
+        self.optimizer = None
+        self.stop_training = False
+
+    # --- parameters ------------------------------------------------------------------------
+
+    def build(self, n_features, seed=0):
+        """Create the parameters for ``n_features`` inputs, initialized from ``seed``."""
+        rng = np.random.default_rng(seed)
+        specs, width = [], int(n_features)
+        for layer in self.layers:
+            specs.append(layer.param_specs(width))
+            width = layer.output_width(width)
+        size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
+        self.flat_params = np.zeros(size, self.dtype)
+        self.flat_grads = np.zeros(size, self.dtype)
+        self._regularized, offset = [], 0
+        for layer, layer_specs in zip(self.layers, specs):
+            params, grads = {}, {}
+            for name, spec in layer_specs.items():
+                n = math.prod(spec.shape)
+                params[name] = self.flat_params[offset:offset + n].reshape(spec.shape)
+                grads[name] = self.flat_grads[offset:offset + n].reshape(spec.shape)
+                if spec.init == "ones":
+                    params[name][...] = 1
+                elif spec.init != "zeros":
+                    params[name][...] = initializers.initialize(
+                        spec.init, spec.shape, rng, self.dtype, getattr(layer, "init_scale", 0.01))
+                if spec.regularized:
+                    self._regularized.append((params[name], grads[name]))
+                offset += n
+            layer.bind(params, grads)
+        self.n_features, self.n_classes = int(n_features), width
+        return self
+
+    def _require_built(self, what):
+        if self.n_features is None:
+            raise RuntimeError(f"Sequential.{what}: the model has no parameters yet; call fit() "
+                               "or build(n_features) first")
+
+    def get_weights(self):
+        """A copy of every parameter and running statistic (flat parameters, layer states)."""
+        return self.flat_params.copy(), [{k: v.copy() for k, v in layer.state().items()}
+                                         for layer in self.layers]
+
+    def set_weights(self, weights):
+        flat, states = weights
+        self.flat_params[...] = flat
+        for layer, state in zip(self.layers, states):
+            for key, value in state.items():
+                layer.state()[key][...] = value
+
+    def count_params(self):
+        self._require_built("count_params")
+        return self.flat_params.size
+
+    # --- forward and backward --------------------------------------------------------------
+
+    def forward(self, X, training=False):
+        """Logits (n_samples, n_classes) of X (n_samples, n_features)."""
+        for layer in self.layers:
+            X = layer.forward(X, training)
+        return X
+
+    def backward(self, dZ):
+        """Backpropagate dZ (gradient of the loss w.r.t. the logits); fills ``flat_grads``."""
+        for layer in reversed(self.layers):
+            dZ = layer.backward(dZ)
+        return dZ
+
+    def loss_and_gradients(self, X, y, l2=0.0):
+        """Training-mode loss on (X, y), cross-entropy + l2 / (2 m) * sum of squared weights,
+        with every gradient in ``flat_grads`` (dW gets + l2 / m * W). Returns (loss, number of
+        rows whose logits' argmax is the label)."""
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        logits = self.forward(X, training=True)
+        loss, dZ = kernels.softmax_cross_entropy(logits, y, backend=self.backend)
+        self.backward(dZ)
+        if l2:
+            m = X.shape[0]
+            for W, dW in self._regularized:
+                loss += l2 / (2 * m) * float(np.dot(W.ravel(), W.ravel()))
+                dW += W * self.dtype.type(l2 / m)
+        return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == y))
+
+    # --- input checks ------------------------------------------------------------------------
+
+    def _check_X(self, fn, X):
+        X = np.asarray(X)
+        if X.dtype.kind not in "fiu" or X.ndim != 2:
+            raise ValueError(f"{fn}: X must be a 2-D numeric array (n_samples, n_features), got "
+                             f"shape {X.shape} and dtype {X.dtype}")
+        if X.shape[0] == 0:
+            raise ValueError(f"{fn}: X is empty (0 rows)")
+        if self.n_features is not None and X.shape[1] != self.n_features:
+            raise ValueError(f"{fn}: X has {X.shape[1]} features, the model was built for "
+                             f"{self.n_features}")
+        X = np.ascontiguousarray(X, dtype=self.dtype)
+        if not np.isfinite(X).all():
+            where = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
+            raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
+        return X
+
+    def _check_y(self, fn, y, n_rows):
+        y = np.asarray(y)
+        if y.ndim != 1 or y.dtype.kind not in "iu":
+            raise ValueError(f"{fn}: y must be 1-D integer class labels, got shape {y.shape} and "
+                             f"dtype {y.dtype}")
+        if y.shape[0] != n_rows:
+            raise ValueError(f"{fn}: X has {n_rows} rows but y has {y.shape[0]} labels")
+        if y.min() < 0 or y.max() >= self.n_classes:
+            bad = int(y.min()) if y.min() < 0 else int(y.max())
+            raise ValueError(f"{fn}: label {bad} is outside [0, {self.n_classes}), the model's "
+                             f"{self.n_classes} outputs")
+        return y.astype(np.intp, copy=False)
+
+    # --- training ------------------------------------------------------------------------------
+
+    def fit(self, X, y, epochs, batch_size=64, optimizer=None, l2=0.0, schedule=None,
+            validation_data=None, validation_split=0.0, callbacks=(), shuffle=True, seed=0,
+            verbose=True):
+        """Train with mini-batches; returns a ``History``.
+
+        optimizer: an optimizer from ``fastnn.optim`` or its name ("gd", "momentum", "rmsprop",
+        "adam"; default Adam(1e-3)). schedule: a function of the epoch returning the learning rate
+        (``fastnn.optim`` schedules; those made per step get the global step). l2: lambda of the
+        L2 penalty lambda / (2 m) * sum ||W||^2 on dense weights. validation_data (X, y) or
+        validation_split (the last fraction of X, y, taken before shuffling). Each epoch
+        shuffles (seeded by ``seed``) and partitions the data. If the loss or a gradient becomes
+        NaN or inf, training stops with ``TrainingDivergedError`` naming the epoch and step,
+        and the model keeps the parameters of the last good step.
+        """
+        fn = "Sequential.fit"
+        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
+            raise ValueError(f"{fn}: epochs must be an integer >= 0, got {epochs!r}")
+        if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
+                or batch_size < 1):
+            raise ValueError(f"{fn}: batch_size must be an integer >= 1, got {batch_size!r}")
+        if not (isinstance(l2, (int, float)) and l2 >= 0 and math.isfinite(l2)):
+            raise ValueError(f"{fn}: l2 must be a number >= 0, got {l2!r}")
+        optimizer = self._optimizer(fn, optimizer)
+        X = self._check_X(fn, X)
+        if self.n_features is None:
+            self.build(X.shape[1], seed)
+        y = self._check_y(fn, y, X.shape[0])
+        if validation_data is None and validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"{fn}: validation_split must be in (0, 1), got "
+                                 f"{validation_split!r}")
+            n_val = max(1, int(round(X.shape[0] * validation_split)))
+            X, y, validation_data = X[:-n_val], y[:-n_val], (X[-n_val:], y[-n_val:])
+        if validation_data is not None:
+            X_val = self._check_X(fn, validation_data[0])
+            y_val = self._check_y(fn, validation_data[1], X_val.shape[0])
+        callbacks = list(callbacks)
+        if not all(isinstance(c, Callback) for c in callbacks):
+            raise TypeError(f"{fn}: callbacks must be fastnn.nn.Callback instances")
+
+        self.optimizer, self.stop_training, history = optimizer, False, History()
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            if hasattr(layer, "rng"):
+                layer.rng = rng
+        for c in callbacks:
+            c.on_train_begin(self)
+        n_batches = -(-X.shape[0] // batch_size)
+        progress = _progress(epochs * n_batches, verbose)
+        step = 0
+        for epoch in range(epochs):
+            if schedule is not None and getattr(schedule, "unit", "epoch") == "epoch":
+                optimizer.lr = schedule(epoch)
+            for c in callbacks:
+                c.on_epoch_begin(self, epoch)
+            total, correct, seen = 0.0, 0, 0
+            order_seed = int(rng.integers(2**63)) if shuffle else None
+            for b, (Xb, yb) in enumerate(minibatches(X, y, batch_size, seed=order_seed)):
+                if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
+                    optimizer.lr = schedule(step)
+                loss, n_correct = self._train_step(Xb, yb, l2, optimizer, epoch, b)
+                total += loss * Xb.shape[0]
+                correct += n_correct
+                seen += Xb.shape[0]
+                step += 1
+                if progress is not None:
+                    progress.update(1)
+                    progress.set_postfix(refresh=False, epoch=epoch + 1, loss=f"{total / seen:.4f}",
+                                         acc=f"{correct / seen:.3f}")
+            logs = {"loss": total / seen, "accuracy": correct / seen, "lr": float(optimizer.lr)}
+            if validation_data is not None:
+                logs["val_loss"], logs["val_accuracy"] = self.evaluate(X_val, y_val)
+            history.append(epoch, logs)
+            for c in callbacks:
+                c.on_epoch_end(self, epoch, logs)
+            if self.stop_training:
+                break
+        if progress is not None:
+            progress.close()
+        for c in callbacks:
+            c.on_train_end(self)
+        return history
+
+    def _optimizer(self, fn, optimizer):
+        if optimizer is None:
+            optimizer = optim.Adam()
+        elif isinstance(optimizer, str):
+            if optimizer.lower() not in OPTIMIZERS:
+                raise ValueError(f"{fn}: unknown optimizer {optimizer!r}; expected one of "
+                                 f"{', '.join(OPTIMIZERS)} or an optimizer object")
+            optimizer = OPTIMIZERS[optimizer.lower()](lr=1e-3)
+        elif not hasattr(optimizer, "step"):
+            raise TypeError(f"{fn}: optimizer must be a fastnn.optim optimizer or its name, got "
+                            f"{type(optimizer).__name__}")
+        optimizer.backend = self.backend if optimizer.backend is None else optimizer.backend
+        return optimizer
+
+    def _train_step(self, Xb, yb, l2, optimizer, epoch, batch):
+        """One forward, backward and update; on NaN/inf restore the state before the step."""
+        states = [{k: v.copy() for k, v in layer.state().items()} for layer in self.layers]
+        try:
+            loss, n_correct = self.loss_and_gradients(Xb, yb, l2)
+            if not math.isfinite(loss):
+                raise FloatingPointError("the loss is not finite")
+            optimizer.step([self.flat_params], [self.flat_grads])
+        except (FloatingPointError, ValueError) as error:
+            for layer, state in zip(self.layers, states):
+                for key, value in state.items():
+                    layer.state()[key][...] = value
+            raise TrainingDivergedError(
+                f"training diverged at epoch {epoch + 1}, step {batch + 1} ({error}); the model "
+                "keeps the parameters of the last good step: lower the learning rate, or check "
+                "the inputs and the initialization") from error
+        return loss, n_correct
+
+    # --- inference ------------------------------------------------------------------------------
+
+    def predict_proba(self, X):
+        """Class probabilities softmax(logits), (n_samples, n_classes)."""
+        self._require_built("predict_proba")
+        X = self._check_X("Sequential.predict_proba", X)
+        return kernels.softmax(self.forward(X), backend=self.backend)
+
+    def predict(self, X):
+        """Predicted class ids (n_samples,)."""
+        self._require_built("predict")
+        X = self._check_X("Sequential.predict", X)
+        return np.argmax(self.forward(X), axis=1)
+
+    def evaluate(self, X, y):
+        """(mean cross-entropy, accuracy) on (X, y), in inference mode (no L2 term)."""
+        self._require_built("evaluate")
+        X = self._check_X("Sequential.evaluate", X)
+        y = self._check_y("Sequential.evaluate", y, X.shape[0])
+        logits = self.forward(X)
+        loss, _ = kernels.softmax_cross_entropy(logits, y, backend=self.backend)
+        return loss, float(np.mean(np.argmax(logits, axis=1) == y))
+
+    # --- saving -----------------------------------------------------------------------------------
+
+    def save(self, path):
+        """Write the architecture, parameters, running statistics and optimizer state to ``path``
+        (a NumPy .npz archive of plain arrays and a JSON header: no pickle)."""
+        self._require_built("save")
+        header = {"format": FORMAT, "loss": self.loss, "dtype": self.dtype.name,
+                  "n_features": self.n_features,
+                  "layers": [[type(layer).__name__, layer.config()] for layer in self.layers]}
+        arrays = {"params": self.flat_params}
+        for i, layer in enumerate(self.layers):
+            for key, value in layer.state().items():
+                arrays[f"layer{i}.{key}"] = value
+        if self.optimizer is not None:
+            values = self.optimizer.state_dict()  # plain values, and "state": {name: [arrays]}
+            state = values.pop("state")
+            header["optimizer"] = {"values": values,
+                                   "state": {name: len(arrays_) for name, arrays_ in state.items()}}
+            for name, arrays_ in state.items():
+                for j, array in enumerate(arrays_):
+                    arrays[f"optimizer.{name}.{j}"] = array
+        np.savez(path, header=np.array(json.dumps(header)), **arrays)
+
+    def summary(self):
+        """A one-line-per-layer description with parameter counts."""
+        lines, width = [], self.n_features
+        for layer in self.layers:
+            n = sum(p.size for p in layer.params.values())
+            lines.append(f"{layer!r:<60} params {n}")
+        lines.append(f"total params {self.flat_params.size if width else 0}")
+        return "\n".join(lines)
+
+
+def load(path):
+    """Load a model written by ``Sequential.save``; raises ValueError for a file that is not a
+    fastnn model or is truncated."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+        header = json.loads(str(arrays.pop("header")))
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
+        raise ValueError(f"load: {path} is not a fastnn model file or it is truncated "
+                         f"({type(error).__name__}: {error})") from None
+    if header.get("format") != FORMAT:
+        raise ValueError(f"load: {path} is not a fastnn model file (format "
+                         f"{header.get('format')!r}, expected {FORMAT!r})")
+    try:
+        layers = [LAYERS[name](**config) for name, config in header["layers"]]
+        model = Sequential(layers, loss=header["loss"], dtype=header["dtype"])
+        model.build(header["n_features"])
+        model.flat_params[...] = arrays["params"]
+        for i, layer in enumerate(model.layers):
+            for key, value in layer.state().items():
+                value[...] = arrays[f"layer{i}.{key}"]
+        if "optimizer" in header:
+            info = header["optimizer"]
+            values = dict(info["values"])
+            values["state"] = {name: [arrays[f"optimizer.{name}.{j}"] for j in range(n)]
+                               for name, n in info["state"].items()}
+            model.optimizer = getattr(optim, values["optimizer"])()
+            model.optimizer.load_state_dict(values)
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"load: {path} is damaged or from an incompatible version "
+                         f"({type(error).__name__}: {error})") from None
+    return model
+
+
+def _progress(total, verbose):
+    if not verbose:
+        return None
+    from tqdm.auto import tqdm
+    return tqdm(total=total, unit="step", leave=True)
