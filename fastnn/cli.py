@@ -28,7 +28,7 @@ def main(argv=None):
         prog="fastnn", description="Numba-accelerated neural-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train a batch-normalized MLP on handwritten digits")
-    p.add_argument("--hidden", default="128,64", help="hidden widths, comma-separated (128,64)")
+    p.add_argument("--hidden", default="256,128", help="hidden widths, comma-separated (256,128)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--optimizer", choices=["gd", "momentum", "rmsprop", "adam"], default="adam")

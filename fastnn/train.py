@@ -28,7 +28,7 @@ def make_optimizer(name, lr):
             "adam": optim.Adam}[name](lr=lr)
 
 
-def run(hidden=(128, 64), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, decay=0.05,
+def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, decay=0.05,
         l2=0.0, dropout=0.0, seed=0, backend=None, out="fastnn-run", plot=True, verbose=True):
     """Train on digits, print the test accuracy, save ``out/model.npz`` and
     ``out/learning_curve.png``; returns (model, history, test accuracy)."""

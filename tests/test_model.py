@@ -200,7 +200,7 @@ def test_digits_main_job_reaches_97_percent(tmp_path):
     pytest.importorskip("sklearn")
     from fastnn import train
 
-    model, history, accuracy = train.run(epochs=20, out=str(tmp_path), plot=True, verbose=False)
+    model, history, accuracy = train.run(out=str(tmp_path), plot=True, verbose=False)  # defaults
     assert accuracy >= 0.97
     assert (tmp_path / "model.npz").exists() and (tmp_path / "learning_curve.png").exists()
     X_train, y_train, X_test, y_test = fastnn.data.load_digits()
