@@ -10,6 +10,7 @@ this folder is put on ``sys.path``; the printed line says which fastnn was impor
 asv (asv_runner >= 0.3) re-runs ``setup()`` before every timed sample, so the data builders are
 memoized (inputs are never modified by the kernels) and ``warm`` calls a kernel once per process.
 """
+import abc
 import functools
 import importlib
 import json
@@ -195,14 +196,19 @@ def _first_calls_main(module):
     print(json.dumps(seconds))
 
 
-# --- base classes the bench_<area> modules share (referred to as common.X, so that asv does not
-# collect them here as benchmarks of their own) --------------------------------------------------
+# --- base classes the bench_<area> modules share: abstract, so that asv does not collect them
+# as benchmarks of their own ----------------------------------------------------------------------
 
-class ForwardBackwardTimes:
+class ForwardBackwardTimes(abc.ABC):
     """Times of ``forward()`` and ``forward_backward()`` from ``self.closures(shape, impl)``."""
     param_names = ["shape", "implementation"]
     repeat = (2, 10, 2.0)
     timeout = 180
+
+    @staticmethod
+    @abc.abstractmethod
+    def closures(shape, impl):
+        """(forward, forward_backward) closures for ``impl`` at ``shape``."""
 
     def setup(self, shape, impl):
         self.forward, self.forward_backward = self.closures(shape, impl)
@@ -215,10 +221,15 @@ class ForwardBackwardTimes:
         self.forward_backward()
 
 
-class ForwardBackwardSpeedup:
+class ForwardBackwardSpeedup(abc.ABC):
     """NumPy reference time / fastnn cpu time, measured in one process (reference first)."""
     param_names = ["shape"]
     timeout = 180
+
+    @staticmethod
+    @abc.abstractmethod
+    def closures(shape, impl):
+        """(forward, forward_backward) closures for the "numpy" or "cpu" backend."""
 
     def setup(self, shape):
         self.reference = self.closures(shape, "numpy")
@@ -240,13 +251,17 @@ def compile_and_cached_seconds(module):
             "cached": first_call_seconds(module, cache=True)}
 
 
-class CompileTimes:
+class CompileTimes(abc.ABC):
     """Seconds of each cpu kernel's first calls in a fresh interpreter (in the order listed, so
     helpers shared with an earlier kernel are already compiled): FASTNN_CACHE=0 (a compile), and
     with the on-disk cache filled by an earlier interpreter. Subclasses define ``setup_cache``
     themselves: asv keys its cache by where that method is written."""
     param_names = ["kernel"]
     timeout = 600
+
+    @abc.abstractmethod
+    def setup_cache(self):
+        """``compile_and_cached_seconds(__name__)``, written in the subclass's own module."""
 
     def track_compile_seconds(self, seconds, kernel):
         return seconds["compile"][kernel]

@@ -140,16 +140,64 @@ def softmax_case(m, c, rng, torch):
     return Case("softmax", (m, c), run, torch_run, nbytes=2.0 * m * c * 4)
 
 
+def mlp_step(batch, backend, seed=0):
+    """One training step (forward, loss, backward, Adam update) of a 784-256-256-10 MLP with batch
+    norm and ReLU on random data, as a closure."""
+    from fastnn import optim
+    from fastnn.nn import BatchNorm, Dense, ReLU, Sequential
+
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((batch, 784), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    model = Sequential([Dense(256, use_bias=False), BatchNorm(), ReLU(),
+                        Dense(256, use_bias=False), BatchNorm(), ReLU(), Dense(10)],
+                       backend=backend).build(784, seed)
+    optimizer = optim.Adam(1e-3, backend=backend)
+
+    def step():
+        model.loss_and_gradients(X, y)
+        optimizer.step([model.flat_params], [model.flat_grads])
+    return step
+
+
+def torch_mlp_step(batch, torch, seed=0):
+    """The same training step in PyTorch (CPU, eager, autograd, torch.optim.Adam)."""
+    nn = torch.nn
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    X = torch.from_numpy(rng.standard_normal((batch, 784), dtype=np.float32))
+    y = torch.from_numpy(rng.integers(0, 10, batch))
+    model = nn.Sequential(nn.Linear(784, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
+                          nn.Linear(256, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
+                          nn.Linear(256, 10))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+
+    def step():
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(X), y).backward()
+        optimizer.step()
+    return step
+
+
+def training_step_case(batch, torch):
+    steps = {backend: mlp_step(batch, backend) for backend in ("numpy", "cpu")}
+    torch_run = None if torch is None else torch_mlp_step(batch, torch)
+    flops = 3 * 2.0 * batch * (784 * 256 + 256 * 256 + 256 * 10)
+    return Case("MLP train step", (batch, 784, 256, 256, 10), lambda backend: steps[backend](),
+                torch_run, flops=flops)
+
+
 def cases(quick=False, seed=0):
     """The benchmark rows: the issue's target shapes, and small shapes for the serial path."""
     rng, torch = np.random.default_rng(seed), _torch()
     rows = [dense_case(64, 784, 256, rng, torch), batchnorm_case(64, 256, rng, torch),
             cross_entropy_case(64, 10, rng, torch), softmax_case(64, 10, rng, torch),
-            batchnorm_case(4096, 1024, rng, torch), cross_entropy_case(4096, 1000, rng, torch)]
+            batchnorm_case(4096, 1024, rng, torch), cross_entropy_case(4096, 1000, rng, torch),
+            training_step_case(64, torch)]
     if not quick:
         rows += [dense_case(256, 1024, 1024, rng, torch), dense_case(4096, 1024, 1024, rng, torch),
                  batchnorm_case(65536, 256, rng, torch), cross_entropy_case(65536, 100, rng, torch),
-                 softmax_case(4096, 1000, rng, torch)]
+                 softmax_case(4096, 1000, rng, torch), training_step_case(512, torch)]
     return rows
 
 
