@@ -30,3 +30,6 @@ DENSE_PARALLEL_MIN_FLOPS = 1 << 20
 #: elements: serial / parallel time at 2^12 .. 2^18 elements was 0.67, 0.92, 0.87, 1.31, 1.03,
 #: 1.57, 1.96 for adam_update.
 OPTIM_PARALLEL_MIN_ELEMENTS = 1 << 15
+#: Standalone activation layers (one read, one write per element): parallel already wins at 16K
+#: elements (relu forward 11 vs 13 us; 45 vs 71 us at 128K).
+ACTIVATION_PARALLEL_MIN_ELEMENTS = 1 << 14

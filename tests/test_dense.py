@@ -176,3 +176,19 @@ def test_gradients_by_finite_differences(rng, backend, activation):
     assert_gradient(dX, f, X, "dX")
     assert_gradient(dW, f, W, "dW")
     assert_gradient(db, f, b, "db")
+
+
+@over_backends
+@pytest.mark.parametrize("path", ["serial", "parallel"])
+def test_backward_without_input_gradient(request, rng, backend, path):
+    """input_grad=False skips dX (None) and leaves dW and db as they were."""
+    if path == "parallel":
+        request.getfixturevalue("parallel_path")
+    X, W, b = dense_data(rng, 40, 12, 9, np.float64)
+    A = K.dense_forward(X, W, b, "relu", backend=backend)
+    dA = rng.standard_normal(A.shape)
+    full = K.dense_backward(dA, X, W, A, "relu", backend=backend)
+    dX, dW, db = K.dense_backward(dA, X, W, A, "relu", input_grad=False, backend=backend)
+    assert dX is None
+    np.testing.assert_array_equal(dW, full[1])
+    np.testing.assert_array_equal(db, full[2])

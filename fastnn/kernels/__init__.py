@@ -77,12 +77,14 @@ def dense_forward(X, W, b=None, activation="linear", *, backend=None):
     return _run(fn, backend, dict(X=X, W=W, b=b), X, W, b, activation)
 
 
-def dense_backward(dA, X, W, A, activation="linear", *, backend=None):
+def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, backend=None):
     """Gradients of ``dense_forward``: dZ = dA * g'(Z) with g' computed from A = g(Z), then
     dX = dZ @ W.T, dW = X.T @ dZ, db = sum of dZ over rows.
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
-    db (n_out,)). The bias gradient db is returned also for layers without a bias.
+    db (n_out,)). The bias gradient db is returned also for layers without a bias. With
+    ``input_grad=False`` dX is not computed (None): a model's first layer needs no gradient
+    with respect to the data, and skipping it saves one of the two products.
     """
     fn = "dense_backward"
     dA, X, W, A = (check.float_array(fn, name, a, 2)
@@ -94,7 +96,8 @@ def dense_backward(dA, X, W, A, activation="linear", *, backend=None):
     check.shape(fn, "A", A, (m, n_out), "(X.shape[0] rows, W.shape[1] columns)")
     check.shape(fn, "dA", dA, (m, n_out), "(the shape of A)")
     activation = _activation(fn, activation)
-    return _run(fn, backend, dict(dA=dA, X=X, W=W, A=A), dA, X, W, A, activation)
+    return _run(fn, backend, dict(dA=dA, X=X, W=W, A=A), dA, X, W, A, activation,
+                bool(input_grad))
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,

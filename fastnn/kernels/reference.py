@@ -80,16 +80,18 @@ def dense_forward(X, W, b=None, activation="linear"):
     return _apply_activation(Z, activation)
 
 
-def dense_backward(dA, X, W, A, activation="linear"):
+def dense_backward(dA, X, W, A, activation="linear", input_grad=True):
     """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
 
-    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db).
+    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db); dX is None when
+    ``input_grad`` is false.
     """
     _require_finite(X, W)
     dZ = activation_backward(dA, A, activation)
-    dX, dW, db = dZ @ W.T, X.T @ dZ, dZ.sum(axis=0)
+    dX = dZ @ W.T if input_grad else np.zeros(0, dZ.dtype)
+    dW, db = X.T @ dZ, dZ.sum(axis=0)
     _require_finite(dX, dW, db)
-    return dX, dW, db
+    return (dX if input_grad else None), dW, db
 
 
 # --- batch normalization -------------------------------------------------------------------------

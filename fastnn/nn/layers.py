@@ -21,8 +21,10 @@ class ParamSpec:
 
 
 class Layer:
-    """Base class. Subclasses set ``params``/``grads`` (dicts of views) through ``bind``."""
+    """Base class. Subclasses set ``params``/``grads`` (dicts of views) through ``bind``.
+    ``input_grad``: whether ``backward`` must return dX (a model's first layer need not)."""
     backend = None
+    input_grad = True
 
     def __init__(self):
         self.params, self.grads = {}, {}
@@ -91,7 +93,8 @@ class Dense(Layer):
 
     def backward(self, dA):
         dX, dW, db = kernels.dense_backward(dA, self._X, self.params["W"], self._A,
-                                            self.activation, backend=self.backend)
+                                            self.activation, input_grad=self.input_grad,
+                                            backend=self.backend)
         self.grads["W"][...] = dW
         if self.use_bias:
             self.grads["b"][...] = db

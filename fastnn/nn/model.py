@@ -101,6 +101,8 @@ class Sequential:
                     self._regularized.append((params[name], grads[name]))
                 offset += n
             layer.bind(params, grads)
+        for i, layer in enumerate(self.layers):
+            layer.input_grad = i > 0  # nothing needs the gradient with respect to the data
         self.n_features, self.n_classes = int(n_features), width
         return self
 

@@ -26,9 +26,23 @@ def _count_nonfinite_block(M, r0, r1, c0, c1):
 
 
 @jit
+def _activate_in_place(row, act):
+    """row <- g(row) for a 1-D row segment."""
+    zero = row.dtype.type(0)
+    if act == RELU:
+        for j in range(row.shape[0]):
+            row[j] = row[j] if row[j] > zero else zero
+    elif act == TANH:
+        for j in range(row.shape[0]):
+            row[j] = _math.tanh(row[j])
+    elif act == SIGMOID:
+        for j in range(row.shape[0]):
+            row[j] = _math.sigmoid(row[j])
+
+
+@jit
 def _bias_activation(Z, b, act, r0, r1, c0, c1):
     """Z <- g(Z + b) on the block Z[r0:r1, c0:c1]; returns how many Z + b are NaN or inf."""
-    zero = Z.dtype.type(0)
     bias = b[c0:c1]
     bad = 0
     for i in range(r0, r1):
@@ -36,15 +50,7 @@ def _bias_activation(Z, b, act, r0, r1, c0, c1):
         for j in range(row.shape[0]):
             row[j] += bias[j]
         bad += _math.count_nonfinite(row)
-        if act == RELU:
-            for j in range(row.shape[0]):
-                row[j] = row[j] if row[j] > zero else zero
-        elif act == TANH:
-            for j in range(row.shape[0]):
-                row[j] = _math.tanh(row[j])
-        elif act == SIGMOID:
-            for j in range(row.shape[0]):
-                row[j] = _math.sigmoid(row[j])
+        _activate_in_place(row, act)
     return bad
 
 
@@ -95,31 +101,34 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
 
 
 @jit
-def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks):
-    """Block t of dX = dZ @ W.T and of dW = X.T @ dZ; returns how many are NaN or inf."""
-    r0, r1, c0, c1 = output_block(dX.shape[0], dX.shape[1], t, blocks)
-    gemm_sub(dZ, W, dX, False, True, r0, r1, c0, c1)
-    bad = _count_nonfinite_block(dX, r0, r1, c0, c1)
+def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad):
+    """Block t of dX = dZ @ W.T (if ``input_grad``) and of dW = X.T @ dZ; returns how many are
+    NaN or inf."""
+    bad = 0
+    if input_grad:
+        r0, r1, c0, c1 = output_block(dX.shape[0], dX.shape[1], t, blocks)
+        gemm_sub(dZ, W, dX, False, True, r0, r1, c0, c1)
+        bad += _count_nonfinite_block(dX, r0, r1, c0, c1)
     r0, r1, c0, c1 = output_block(dW.shape[0], dW.shape[1], t, blocks)
     gemm_sub(X, dZ, dW, True, False, r0, r1, c0, c1)
     return bad + _count_nonfinite_block(dW, r0, r1, c0, c1)
 
 
 @jit(parallel=True)
-def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, blocks):
+def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks):
     m = X.shape[0]
     bad = 0
     for t in prange(blocks):
         bad += _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
     for t in prange(blocks):
-        bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks)
+        bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad)
     return bad
 
 
 @jit
-def _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act):
+def _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad):
     bad = _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
-    return bad + _grad_inputs_block(X, W, dZ, dX, dW, 0, 1)
+    return bad + _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
 
 
 def _blocks(X, W):
@@ -143,36 +152,76 @@ def dense_forward(X, W, b=None, activation="linear"):
     return A
 
 
-def dense_backward(dA, X, W, A, activation="linear"):
+def dense_backward(dA, X, W, A, activation="linear", input_grad=True):
     """(dX, dW, db) of the dense layer; see ``fastnn.kernels.dense_backward``."""
     act = ACTIVATIONS.index(activation)
-    dZ, dX, dW = np.empty_like(dA), np.empty_like(X), np.empty_like(W)
+    dZ, dW = np.empty_like(dA), np.empty_like(W)
+    dX = np.empty_like(X) if input_grad else X[:0]
     blocks = _blocks(X, W)
     db_parts = np.zeros((blocks, W.shape[1]), np.float64)
     with single_threaded_blas:
         if blocks == 1:
-            bad = _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act)
+            bad = _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad)
         else:
-            bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, blocks)
+            bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks)
     db = db_parts.sum(axis=0)
     if bad or not np.isfinite(db).all():
         raise NonFiniteError
-    return dX, dW, db.astype(X.dtype)
+    return (dX if input_grad else None), dW, db.astype(X.dtype)
+
+
+@jit
+def _activation_rows(Z, A, act, r0, r1):
+    """A = g(Z) for rows r0:r1; returns how many values of Z are NaN or inf."""
+    bad = 0
+    for i in range(r0, r1):
+        a = A[i]
+        a[:] = Z[i]
+        bad += _math.count_nonfinite(a)
+        _activate_in_place(a, act)
+    return bad
+
+
+@jit(parallel=True)
+def _activation_parallel(Z, A, act, blocks):
+    m = Z.shape[0]
+    bad = 0
+    for t in prange(blocks):
+        bad += _activation_rows(Z, A, act, t * m // blocks, (t + 1) * m // blocks)
+    return bad
+
+
+@jit(parallel=True)
+def _activation_backward_parallel(dA, A, dZ, db_parts, act, blocks):
+    m = A.shape[0]
+    bad = 0
+    for t in prange(blocks):
+        bad += _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
+    return bad
 
 
 def activation_forward(Z, activation):
-    """A = g(Z) on its own (serial); see ``fastnn.kernels.activation_forward``."""
-    A = Z.copy()
-    if _bias_activation(A, np.zeros(Z.shape[1], Z.dtype), ACTIVATIONS.index(activation),
-                        0, Z.shape[0], 0, Z.shape[1]):
+    """A = g(Z) on its own; see ``fastnn.kernels.activation_forward``."""
+    act, A = ACTIVATIONS.index(activation), np.empty_like(Z)
+    blocks = n_blocks(Z.shape[0], Z.size, config.ACTIVATION_PARALLEL_MIN_ELEMENTS)
+    if blocks == 1:
+        bad = _activation_rows(Z, A, act, 0, Z.shape[0])
+    else:
+        bad = _activation_parallel(Z, A, act, blocks)
+    if bad:
         raise NonFiniteError
     return A
 
 
 def activation_backward(dA, A, activation):
-    """dZ = dA * g'(Z) on its own (serial); see ``fastnn.kernels.activation_backward``."""
-    dZ = np.empty_like(dA)
-    db_unused = np.zeros(dA.shape[1])
-    if _grad_z_rows(dA, A, dZ, db_unused, ACTIVATIONS.index(activation), 0, dA.shape[0]):
+    """dZ = dA * g'(Z) on its own; see ``fastnn.kernels.activation_backward``."""
+    act, dZ = ACTIVATIONS.index(activation), np.empty_like(dA)
+    blocks = n_blocks(A.shape[0], A.size, config.ACTIVATION_PARALLEL_MIN_ELEMENTS)
+    db_unused = np.zeros((blocks, A.shape[1]))
+    if blocks == 1:
+        bad = _grad_z_rows(dA, A, dZ, db_unused[0], act, 0, A.shape[0])
+    else:
+        bad = _activation_backward_parallel(dA, A, dZ, db_unused, act, blocks)
+    if bad:
         raise NonFiniteError
     return dZ
