@@ -9,6 +9,7 @@ import numpy as np
 from fastnn import optim
 from fastnn.data import load_digits
 from fastnn.nn import BatchNorm, Dense, Dropout, ReLU, Sequential
+from fastnn.nn.model import OPTIMIZERS
 
 
 def build_mlp(hidden, n_classes, dropout=0.0, backend=None, dtype=np.float32):
@@ -23,11 +24,6 @@ def build_mlp(hidden, n_classes, dropout=0.0, backend=None, dtype=np.float32):
     return Sequential(layers, backend=backend, dtype=dtype)
 
 
-def make_optimizer(name, lr):
-    return {"gd": optim.GD, "momentum": optim.Momentum, "rmsprop": optim.RMSprop,
-            "adam": optim.Adam}[name](lr=lr)
-
-
 def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, decay=0.05,
         l2=0.0, dropout=0.0, seed=0, backend=None, out="fastnn-run", plot=True, verbose=True):
     """Train on digits, print the test accuracy, save ``out/model.npz`` and
@@ -37,7 +33,7 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
     model = build_mlp(hidden, 10, dropout, backend)
     schedule = optim.inverse_time(lr, decay)
     history = model.fit(X_train, y_train, epochs=epochs, batch_size=batch_size,
-                        optimizer=make_optimizer(optimizer, lr), l2=l2, schedule=schedule,
+                        optimizer=OPTIMIZERS[optimizer](lr=lr), l2=l2, schedule=schedule,
                         validation_split=0.1, seed=seed, verbose=verbose)
     test_loss, test_accuracy = model.evaluate(X_test, y_test)
     os.makedirs(out, exist_ok=True)

@@ -351,13 +351,11 @@ class Sequential:
         np.savez(path, header=np.array(json.dumps(header)), **arrays)
 
     def summary(self):
-        """A one-line-per-layer description with parameter counts."""
-        lines, width = [], self.n_features
-        for layer in self.layers:
-            n = sum(p.size for p in layer.params.values())
-            lines.append(f"{layer!r:<60} params {n}")
-        lines.append(f"total params {self.flat_params.size if width else 0}")
-        return "\n".join(lines)
+        """One line per layer with its parameter count, then the total."""
+        self._require_built("summary")
+        lines = [f"{layer!r:<60} params {sum(p.size for p in layer.params.values())}"
+                 for layer in self.layers]
+        return "\n".join(lines + [f"total params {self.count_params()}"])
 
 
 def load(path):
