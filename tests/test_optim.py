@@ -58,13 +58,11 @@ def run_steps(kernel, backend, p, states, grads):
 
 # --- cpu against the reference -------------------------------------------------------------------
 
-@over_kernels
-@over_dtypes
-@pytest.mark.parametrize("shape", SHAPES, ids=str)
-def test_cpu_matches_reference(kernel, dtype, shape, rng):
-    """Four consecutive steps with fresh gradients, from a nonzero state."""
+def assert_cpu_matches_reference(kernel, shape, dtype, rng, n_steps):
+    """``n_steps`` consecutive steps with fresh gradients, from a nonzero state, on both
+    backends: the parameters and every state array agree."""
     p, states = make(kernel, shape, dtype, rng)
-    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(4)]
+    grads = [rng.standard_normal(shape).astype(dtype) for _ in range(n_steps)]
     p_ref, s_ref = run_steps(kernel, "numpy", p, states, grads)
     p_cpu, s_cpu = run_steps(kernel, "cpu", p, states, grads)
     close(p_cpu, p_ref, dtype)
@@ -74,17 +72,19 @@ def test_cpu_matches_reference(kernel, dtype, shape, rng):
 
 @over_kernels
 @over_dtypes
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+def test_cpu_matches_reference(kernel, dtype, shape, rng):
+    """Four consecutive steps with fresh gradients, from a nonzero state."""
+    assert_cpu_matches_reference(kernel, shape, dtype, rng, n_steps=4)
+
+
+@over_kernels
+@over_dtypes
 def test_parallel_path_matches_reference(kernel, dtype, rng, optim_parallel):
     """Small arrays through the parallel driver (threshold 0): one block for a 1-element array,
     one per thread (as far as there are elements) for the others."""
     for shape in [(1,), (3,), (5, 7)]:
-        p, states = make(kernel, shape, dtype, rng)
-        grads = [rng.standard_normal(shape).astype(dtype) for _ in range(2)]
-        p_ref, s_ref = run_steps(kernel, "numpy", p, states, grads)
-        p_cpu, s_cpu = run_steps(kernel, "cpu", p, states, grads)
-        close(p_cpu, p_ref, dtype)
-        for a, b in zip(s_cpu, s_ref):
-            close(a, b, dtype)
+        assert_cpu_matches_reference(kernel, shape, dtype, rng, n_steps=2)
 
 
 @over_backends
