@@ -16,21 +16,24 @@ def one_hot(y, n_classes=None, dtype=np.float32):
     return Y
 
 
+def minibatch_indices(n, batch_size, seed=0):
+    """Yield the rows of each mini-batch of n samples: a slice per batch with ``seed=None`` (the
+    data's order), else index arrays of a seeded permutation of range(n) cut into pieces of
+    ``batch_size``; the last batch may be smaller."""
+    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"minibatches: batch_size must be an integer >= 1, got {batch_size!r}")
+    order = None if seed is None else np.random.default_rng(seed).permutation(n)
+    for start in range(0, n, batch_size):
+        rows = slice(start, start + batch_size)
+        yield rows if order is None else order[rows]
+
+
 def minibatches(X, y, batch_size, seed=0):
     """Yield (X_batch, y_batch): shuffle the rows (seeded; ``seed=None`` keeps the order), then
     partition them into batches of ``batch_size``; the last batch may be smaller."""
-    n = X.shape[0]
-    if len(y) != n:
-        raise ValueError(f"minibatches: X has {n} rows but y has {len(y)}")
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"minibatches: batch_size must be an integer >= 1, got {batch_size!r}")
-    if seed is None:
-        for start in range(0, n, batch_size):
-            yield X[start:start + batch_size], y[start:start + batch_size]
-        return
-    order = np.random.default_rng(seed).permutation(n)
-    for start in range(0, n, batch_size):
-        rows = order[start:start + batch_size]
+    if len(y) != X.shape[0]:
+        raise ValueError(f"minibatches: X has {X.shape[0]} rows but y has {len(y)}")
+    for rows in minibatch_indices(X.shape[0], batch_size, seed):
         yield X[rows], y[rows]
 
 

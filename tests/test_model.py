@@ -215,3 +215,42 @@ def test_train_command_line(tmp_path, capsys):
           "--quiet", "--backend", "numpy"])
     out = capsys.readouterr().out
     assert "test accuracy" in out and (tmp_path / "model.npz").exists()
+
+
+@pytest.mark.parametrize("backend", ["cpu", "numpy"])
+def test_training_step_allocates_no_large_arrays_after_the_first(backend):
+    """Workspaces: after the first steps, a step (batch gathering, forward, loss, backward, L2,
+    Adam) allocates only small arrays (statistics, row counts), none of a layer's size."""
+    import tracemalloc
+
+    rng = np.random.default_rng(3)
+    X, y = rng.standard_normal((300, 200), dtype=np.float32), rng.integers(0, 10, 300)
+    model = Sequential([Dense(128, use_bias=False), BatchNorm(), ReLU(), Dropout(0.2),
+                        Dense(128, activation="tanh"), Dense(10)], backend=backend)
+    optimizer = optim.Adam(1e-3)
+    model.fit(X, y, epochs=1, batch_size=128, optimizer=optimizer, l2=0.01, verbose=False)
+    smallest_layer_array = 128 * 128 * 4  # one (batch, 128) float32 activation
+    Xb, yb = X[:128].copy(), y[:128].copy()
+    tracemalloc.start()
+    try:
+        for _ in range(3):
+            tracemalloc.reset_peak()
+            model._train_step(Xb, yb, 0.01, optimizer, 0, 0)  # what fit runs per mini-batch
+            peak = tracemalloc.get_traced_memory()[1]
+            if backend == "cpu":
+                assert peak < smallest_layer_array / 2, f"a step allocated {peak} bytes"
+    finally:
+        tracemalloc.stop()
+    assert np.isfinite(model.flat_params).all()
+
+
+def test_inference_results_are_not_workspaces():
+    rng = np.random.default_rng(4)
+    X, y = rng.standard_normal((50, 6)), rng.integers(0, 3, 50)
+    model = Sequential([Dense(8, activation="relu"), Dense(3)])
+    model.fit(X, y, epochs=1, verbose=False)
+    proba, logits = model.predict_proba(X), model.forward(X.astype(np.float32))
+    saved = logits.copy(), proba.copy()
+    model.fit(X, y, epochs=1, verbose=False)  # training steps reuse their workspaces
+    np.testing.assert_array_equal(logits, saved[0])
+    np.testing.assert_array_equal(proba, saved[1])

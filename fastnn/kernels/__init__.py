@@ -5,6 +5,11 @@ Every function validates its inputs (shapes, dtypes, values), then runs the back
 (n_samples, n_features), float32 or float64 (one dtype per call), C-contiguous (others are copied).
 Bad input raises TypeError/ValueError naming the argument before any state changes; NaN or inf in
 an input raises ValueError naming it.
+
+``out=`` (as in NumPy and PyTorch) takes preallocated results: an array, or a tuple of arrays for
+kernels with several results, each writable, C-contiguous, of the result's shape and dtype, sharing
+no memory with the inputs; the kernel writes into them and returns them. A training loop that
+passes the same buffers at every step allocates no large arrays.
 """
 import numpy as np
 
@@ -39,16 +44,17 @@ def _activation(fn, activation):
     return activation
 
 
-def activation_forward(Z, activation, *, backend=None):
+def activation_forward(Z, activation, *, out=None, backend=None):
     """A = g(Z) elementwise, g in "linear", "relu", "tanh", "sigmoid". Z: (m, n) -> (m, n).
     (``dense_forward`` fuses g after the product; this is g alone, for an Activation layer.)"""
     fn = "activation_forward"
     Z = check.float_array(fn, "Z", Z, 2)
     activation = _activation(fn, activation)
-    return _run(fn, backend, dict(Z=Z), Z, activation)
+    out = check.output(fn, "out", out, Z.shape, Z.dtype, (Z,))
+    return _run(fn, backend, dict(Z=Z), Z, activation, out=out)
 
 
-def activation_backward(dA, A, activation, *, backend=None):
+def activation_backward(dA, A, activation, *, out=None, backend=None):
     """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n) -> (m, n)."""
     fn = "activation_backward"
     dA = check.float_array(fn, "dA", dA, 2)
@@ -56,10 +62,11 @@ def activation_backward(dA, A, activation, *, backend=None):
     check.same_dtype(fn, dA=dA, A=A)
     check.shape(fn, "dA", dA, A.shape, "(the shape of A)")
     activation = _activation(fn, activation)
-    return _run(fn, backend, dict(dA=dA, A=A), dA, A, activation)
+    out = check.output(fn, "out", out, A.shape, A.dtype, (dA, A))
+    return _run(fn, backend, dict(dA=dA, A=A), dA, A, activation, out=out)
 
 
-def dense_forward(X, W, b=None, activation="linear", *, backend=None):
+def dense_forward(X, W, b=None, activation="linear", *, out=None, backend=None):
     """Dense layer: A = g(Z), Z = X @ W + b, with the bias and g fused after the product.
 
     X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; activation g: "linear" (or None), "relu",
@@ -74,17 +81,21 @@ def dense_forward(X, W, b=None, activation="linear", *, backend=None):
     if b is not None:
         check.shape(fn, "b", b, (W.shape[1],), "(one bias per column of W)")
     activation = _activation(fn, activation)
-    return _run(fn, backend, dict(X=X, W=W, b=b), X, W, b, activation)
+    out = check.output(fn, "out", out, (X.shape[0], W.shape[1]), X.dtype, (X, W, b))
+    return _run(fn, backend, dict(X=X, W=W, b=b), X, W, b, activation, out=out)
 
 
-def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, backend=None):
+def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, out=None,
+                   overwrite_dA=False, backend=None):
     """Gradients of ``dense_forward``: dZ = dA * g'(Z) with g' computed from A = g(Z), then
     dX = dZ @ W.T, dW = X.T @ dZ, db = sum of dZ over rows.
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
     db (n_out,)). The bias gradient db is returned also for layers without a bias. With
     ``input_grad=False`` dX is not computed (None): a model's first layer needs no gradient
-    with respect to the data, and skipping it saves one of the two products.
+    with respect to the data, and skipping it saves one of the two products. out: (dX or None,
+    dW, db). ``overwrite_dA=True`` (as in SciPy's ``overwrite_a``) lets the kernel keep dZ in
+    dA's memory instead of a new array; dA's values are then undefined.
     """
     fn = "dense_backward"
     dA, X, W, A = (check.float_array(fn, name, a, 2)
@@ -96,12 +107,16 @@ def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, backend
     check.shape(fn, "A", A, (m, n_out), "(X.shape[0] rows, W.shape[1] columns)")
     check.shape(fn, "dA", dA, (m, n_out), "(the shape of A)")
     activation = _activation(fn, activation)
+    input_grad = bool(input_grad)
+    out = check.outputs(fn, out, (("dX", (m, n_in) if input_grad else None, X.dtype),
+                                  ("dW", (n_in, n_out), X.dtype), ("db", (n_out,), X.dtype)),
+                        (dA, X, W, A))
     return _run(fn, backend, dict(dA=dA, X=X, W=W, A=A), dA, X, W, A, activation,
-                bool(input_grad))
+                input_grad, out=out, overwrite_dA=bool(overwrite_dA))
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5, *, backend=None):
+                      eps=1e-5, *, out=None, backend=None):
     """Batch normalization: Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column.
 
     X: (m, n); gamma, beta, running_mean, running_var: (n,). In training, mean and var are the
@@ -135,17 +150,19 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
                          f"got X of shape {X.shape}")
     check.number_in(fn, "decay", decay, 0.0, 1.0)
     check.number_in(fn, "eps", eps, 0.0, np.inf, low_open=True)
+    out = check.output(fn, "out", out, X.shape, X.dtype, (X, *vectors.values()))
     return _run(fn, backend, dict(X=X), X, vectors["gamma"], vectors["beta"],
                 running_mean, running_var, training=bool(training), decay=float(decay),
-                eps=float(eps))
+                eps=float(eps), out=out)
 
 
-def batchnorm_backward(dY, cache, *, backend=None):
+def batchnorm_backward(dY, cache, *, out=None, backend=None):
     """Gradients of ``batchnorm_forward``. dY: (m, n); cache: from the forward call.
 
     With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (over rows);
     training: dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma);
-    inference: dX = dY * gamma * invstd. Returns (dX (m, n), dgamma (n,), dbeta (n,)).
+    inference: dX = dY * gamma * invstd. Returns (dX (m, n), dgamma (n,), dbeta (n,)); out:
+    the same three arrays.
     """
     fn = "batchnorm_backward"
     if not isinstance(cache, BatchNormCache):
@@ -154,40 +171,46 @@ def batchnorm_backward(dY, cache, *, backend=None):
     dY = check.float_array(fn, "dY", dY, 2)
     check.same_dtype(fn, dY=dY, X=cache.X)
     check.shape(fn, "dY", dY, cache.X.shape, "(the shape of the forward input X)")
-    return _run(fn, backend, dict(dY=dY, X=cache.X), dY, cache)
+    m, n = dY.shape
+    out = check.outputs(fn, out, (("dX", (m, n), dY.dtype), ("dgamma", (n,), dY.dtype),
+                                  ("dbeta", (n,), dY.dtype)), (dY, *cache[:4]))
+    return _run(fn, backend, dict(dY=dY, X=cache.X), dY, cache, out=out)
 
 
 def _logits(fn, Z):
     return check.float_array(fn, "Z", Z, 2)
 
 
-def softmax(Z, *, backend=None):
+def _rowwise(fn, Z, out, backend):
+    Z = _logits(fn, Z)
+    out = check.output(fn, "out", out, Z.shape, Z.dtype, (Z,))
+    return _run(fn, backend, dict(Z=Z), Z, out=out)
+
+
+def softmax(Z, *, out=None, backend=None):
     """softmax(Z)_ij = exp(Z_ij - max_k Z_ik) / sum_l exp(Z_il - max_k Z_ik).
 
     Z: (m, C) -> (m, C)."""
-    Z = _logits("softmax", Z)
-    return _run("softmax", backend, dict(Z=Z), Z)
+    return _rowwise("softmax", Z, out, backend)
 
 
-def log_softmax(Z, *, backend=None):
+def log_softmax(Z, *, out=None, backend=None):
     """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C) -> (m, C)."""
-    Z = _logits("log_softmax", Z)
-    return _run("log_softmax", backend, dict(Z=Z), Z)
+    return _rowwise("log_softmax", Z, out, backend)
 
 
-def hardmax(Z, *, backend=None):
+def hardmax(Z, *, out=None, backend=None):
     """One-hot of each row's argmax (the first on ties), Z's dtype. Z: (m, C) -> (m, C)."""
-    Z = _logits("hardmax", Z)
-    return _run("hardmax", backend, dict(Z=Z), Z)
+    return _rowwise("hardmax", Z, out, backend)
 
 
-def softmax_cross_entropy(Z, y, *, backend=None):
+def softmax_cross_entropy(Z, y, *, out=None, backend=None):
     """Mean cross-entropy of softmax(Z) against y, and its gradient, in one pass.
 
     Z: (m, C) logits. y: class indices (m,) of an integer dtype in [0, C), or target rows (m, C) of
     Z's dtype (one-hot or probabilities). loss = -(1/m) sum_ij Y_ij log softmax(Z)_ij and
     dZ = (softmax(Z) * sum_j Y_ij - Y) / m, i.e. (softmax(Z) - Y) / m for one-hot rows.
-    Returns (loss as a Python float, dZ (m, C)).
+    Returns (loss as a Python float, dZ (m, C)); out: an array for dZ.
     """
     fn = "softmax_cross_entropy"
     Z = _logits(fn, Z)
@@ -202,4 +225,5 @@ def softmax_cross_entropy(Z, y, *, backend=None):
         raise ValueError(f"{fn}: y must be class indices (m,) or target rows (m, C), got shape "
                          f"{y.shape}")
     inputs = dict(Z=Z) if y.ndim == 1 else dict(Z=Z, y=y)
-    return _run(fn, backend, inputs, Z, y)
+    out = check.output(fn, "out", out, Z.shape, Z.dtype, (Z, y))
+    return _run(fn, backend, inputs, Z, y, out=out)

@@ -87,6 +87,48 @@ def nonfinite_result(fn, **arrays):
                              "are finite; scale the inputs or weights down")
 
 
+def output(fn, name, out, shape, dtype, inputs):
+    """``out`` is None or a writable C-contiguous array of ``shape`` and ``dtype`` that shares no
+    memory with ``inputs`` (results are written while inputs are still read)."""
+    if out is None:
+        return None
+    if not isinstance(out, np.ndarray):
+        _fail(TypeError, fn, f"{name} must be a NumPy array or None, got {type(out).__name__}")
+    if out.dtype != dtype:
+        _fail(TypeError, fn, f"{name} must have dtype {dtype} (the inputs' dtype), got {out.dtype}")
+    if out.shape != tuple(shape):
+        _fail(ValueError, fn, f"{name} must have shape {tuple(shape)}, got {out.shape}")
+    if not (out.flags.writeable and out.flags.c_contiguous):
+        _fail(TypeError, fn, f"{name} must be a writable C-contiguous array")
+    for a in inputs:
+        if a is not None and np.may_share_memory(out, a):
+            _fail(ValueError, fn, f"{name} shares memory with an input; give it its own array")
+    return out
+
+
+def outputs(fn, out, specs, inputs):
+    """``out`` is None or a tuple with one entry per (name, shape, dtype) in ``specs`` (a None
+    spec: the entry must be None), each checked by ``output``; returns it as a tuple."""
+    if out is None:
+        return None
+    if not isinstance(out, (tuple, list)) or len(out) != len(specs):
+        names = ", ".join(name for name, _, _ in specs)
+        _fail(TypeError, fn, f"out must be a tuple ({names}) of arrays or None, got {out!r:.80}")
+    checked = []
+    for entry, (name, shape, dtype) in zip(out, specs):
+        if shape is None:
+            if entry is not None:
+                _fail(ValueError, fn, f"out's {name} must be None here (it is not computed)")
+            checked.append(None)
+        else:
+            checked.append(output(fn, f"out's {name}", entry, shape, dtype, inputs))
+    for i, a in enumerate(checked):
+        for b in checked[i + 1:]:
+            if a is not None and b is not None and np.may_share_memory(a, b):
+                _fail(ValueError, fn, "the arrays of out share memory; give each its own")
+    return tuple(checked)
+
+
 def class_labels(fn, name, y, n_rows, n_classes):
     """Integer class indices (n_rows,) in [0, n_classes)."""
     if y.dtype.kind not in "iu":

@@ -5,10 +5,17 @@ Written for clarity, in plain NumPy, the way the equations read. Inputs are vali
 inf, and the public function then names the argument.
 
 Conventions: arrays are (n_samples, n_features); dense weights are (n_in, n_out), Z = X @ W + b.
+``out=`` (an array, or a tuple for several results) receives the results in place and is returned;
+here the result is computed first and copied in, as the point is clarity.
 """
+import contextlib
 from typing import NamedTuple
 
 import numpy as np
+
+#: A context manager for a run of kernel calls (a backend may set up shared resources once for
+#: them; the CPU backend pins BLAS). Here nothing is needed.
+kernel_scope = contextlib.nullcontext()
 
 
 class NonFiniteError(ArithmeticError):
@@ -33,18 +40,26 @@ def _require_finite(*arrays):
         raise NonFiniteError
 
 
+def _into(out, result):
+    """``result``, or ``out`` holding it when an output array is given."""
+    if out is None:
+        return result
+    out[...] = result
+    return out
+
+
 # --- activations ---------------------------------------------------------------------------------
 
-def activation_forward(Z, activation):
+def activation_forward(Z, activation, out=None):
     """A = g(Z) for g in linear, relu (max(Z, 0)), tanh, sigmoid (1 / (1 + e^-Z)). Z: (m, n)."""
     _require_finite(Z)
-    return _apply_activation(Z, activation)
+    return _into(out, _apply_activation(Z, activation))
 
 
-def activation_backward(dA, A, activation):
+def activation_backward(dA, A, activation, out=None):
     """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n)."""
     _require_finite(dA, A)
-    return dA * activation_derivative(A, activation)
+    return _into(out, dA * activation_derivative(A, activation))
 
 
 def _apply_activation(Z, activation):
@@ -70,34 +85,36 @@ def activation_derivative(A, activation):
 
 # --- dense ---------------------------------------------------------------------------------------
 
-def dense_forward(X, W, b=None, activation="linear"):
+def dense_forward(X, W, b=None, activation="linear", out=None):
     """A = g(X @ W + b). X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; A: (m, n_out)."""
     _require_finite(X, W)
     Z = X @ W
     if b is not None:
         Z = Z + b
     _require_finite(Z)  # before g: tanh, sigmoid and relu map inf to finite values
-    return _apply_activation(Z, activation)
+    return _into(out, _apply_activation(Z, activation))
 
 
-def dense_backward(dA, X, W, A, activation="linear", input_grad=True):
+def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
+                   overwrite_dA=False):
     """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db); dX is None when
-    ``input_grad`` is false.
+    ``input_grad`` is false. ``overwrite_dA`` allows using dA's memory for dZ (ignored here).
     """
     _require_finite(X, W)
     dZ = activation_backward(dA, A, activation)
     dX = dZ @ W.T if input_grad else np.zeros(0, dZ.dtype)
     dW, db = X.T @ dZ, dZ.sum(axis=0)
     _require_finite(dX, dW, db)
-    return (dX if input_grad else None), dW, db
+    out = (None, None, None) if out is None else out
+    return ((_into(out[0], dX) if input_grad else None), _into(out[1], dW), _into(out[2], db))
 
 
 # --- batch normalization -------------------------------------------------------------------------
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5):
+                      eps=1e-5, out=None):
     """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column. X: (m, n); the rest (n,).
 
     Training uses the batch mean and biased variance and updates, in place,
@@ -119,10 +136,10 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
         running_mean += (1 - decay) * mean
         running_var *= decay
         running_var += (1 - decay) * var * (m / (m - 1))
-    return Y, BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training)
+    return _into(out, Y), BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training)
 
 
-def batchnorm_backward(dY, cache):
+def batchnorm_backward(dY, cache, out=None):
     """Gradients of batch normalization. dY: (m, n). Returns (dX, dgamma, dbeta).
 
     With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (sums over rows), and
@@ -139,34 +156,36 @@ def batchnorm_backward(dY, cache):
     else:
         dX = dY * (gamma * invstd)
     _require_finite(dX, dgamma, dbeta)
-    return dX, dgamma, dbeta
+    if out is None:
+        return dX, dgamma, dbeta
+    return tuple(_into(o, r) for o, r in zip(out, (dX, dgamma, dbeta)))
 
 
 # --- softmax -------------------------------------------------------------------------------------
 
-def log_softmax(Z):
+def log_softmax(Z, out=None):
     """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C)."""
     _require_finite(Z)
     shifted = Z - Z.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return _into(out, shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))
 
 
-def softmax(Z):
+def softmax(Z, out=None):
     """softmax(Z)_ij = exp(Z_ij - max_j Z_ij) / sum_j exp(Z_ij - max_j Z_ij). Z: (m, C)."""
     _require_finite(Z)
     e = np.exp(Z - Z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+    return _into(out, e / e.sum(axis=1, keepdims=True))
 
 
-def hardmax(Z):
+def hardmax(Z, out=None):
     """One-hot of the row argmax (first maximum on ties). Z: (m, C) -> (m, C) of Z's dtype."""
     _require_finite(Z)
     H = np.zeros_like(Z)
     H[np.arange(Z.shape[0]), Z.argmax(axis=1)] = 1
-    return H
+    return _into(out, H)
 
 
-def softmax_cross_entropy(Z, y):
+def softmax_cross_entropy(Z, y, out=None):
     """Mean cross-entropy of softmax(Z) against y, and its gradient with respect to Z.
 
     Z: (m, C) logits. y: class indices (m,) or target rows Y (m, C) (one-hot or probabilities).
@@ -183,40 +202,45 @@ def softmax_cross_entropy(Z, y):
     logp = log_softmax(Z)
     loss = float(-(Y * logp).sum(dtype=np.float64) / m)
     dZ = (np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y) / Z.dtype.type(m)
-    return loss, dZ
+    return loss, _into(out, dZ)
 
 
 # --- optimizer updates (in place; any shape, one flat buffer for a whole model) -------------------
 
-def sgd_update(p, g, lr):
-    """Gradient descent: p <- p - lr * g."""
-    _require_finite(p, g)
+def sgd_update(p, g, lr, check_finite=True):
+    """Gradient descent: p <- p - lr * g. (``check_finite=False``: the caller vouches that no
+    input holds NaN or inf, and the check is skipped; the same in every update below.)"""
+    if check_finite:
+        _require_finite(p, g)
     p -= lr * g
 
 
-def momentum_update(p, g, v, lr, beta):
+def momentum_update(p, g, v, lr, beta, check_finite=True):
     """Momentum as an exponentially weighted average of the gradients:
     v <- beta * v + (1 - beta) * g;  p <- p - lr * v."""
-    _require_finite(p, g, v)
+    if check_finite:
+        _require_finite(p, g, v)
     v *= beta
     v += (1 - beta) * g
     p -= lr * v
 
 
-def rmsprop_update(p, g, s, lr, beta, eps):
+def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True):
     """RMSprop: s <- beta * s + (1 - beta) * g^2;  p <- p - lr * g / (sqrt(s) + eps)."""
-    _require_finite(p, g, s)
+    if check_finite:
+        _require_finite(p, g, s)
     s *= beta
     s += (1 - beta) * g * g
     p -= lr * g / (np.sqrt(s) + eps)
 
 
-def adam_update(p, g, m, v, t, lr, beta1, beta2, eps):
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True):
     """Adam at step t >= 1 (the first step has t = 1):
     m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;
     mhat = m / (1 - beta1^t);  vhat = v / (1 - beta2^t);  p <- p - lr * mhat / (sqrt(vhat) + eps).
     """
-    _require_finite(p, g, m, v)
+    if check_finite:
+        _require_finite(p, g, m, v)
     m *= beta1
     m += (1 - beta1) * g
     v *= beta2

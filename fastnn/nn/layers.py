@@ -5,12 +5,19 @@ flat buffer (and their gradients in another) and hands each layer views into bot
 optimizer updates every parameter with one kernel call. ``forward(X, training)`` keeps what the
 backward pass needs; ``backward(dA)`` writes the parameter gradients and returns dX.
 Arrays are (n_samples, n_features).
+
+Layers call the kernels of their backend directly, without the checks of ``fastnn.kernels``: the
+model checks the data once per ``fit`` and builds every shape itself. In training, the results
+live in per-layer workspaces reused from step to step (grown for a larger batch), so a training
+step allocates no large arrays; they are overwritten by the next training step. Inference returns
+new arrays.
 """
 import numpy as np
 
-from fastnn import kernels
+from fastnn import backend as _backend
 from fastnn.kernels._names import ACTIVATIONS
 from fastnn.nn import initializers
+from fastnn.nn.workspace import Workspace
 
 
 class ParamSpec:
@@ -21,13 +28,33 @@ class ParamSpec:
 
 
 class Layer:
-    """Base class. Subclasses set ``params``/``grads`` (dicts of views) through ``bind``.
+    """Base class. Subclasses set ``params``/``grads`` (dicts of views) through ``bind`` and
+    define ``forward(X, training)`` and ``backward(dA, overwrite_dA=False)`` (the model passes
+    ``overwrite_dA=True`` when dA is its own workspace, which the layer may then compute in).
     ``input_grad``: whether ``backward`` must return dX (a model's first layer need not)."""
     backend = None
     input_grad = True
 
     def __init__(self):
         self.params, self.grads = {}, {}
+        self.workspace = Workspace()
+
+    @property
+    def kernels(self):
+        """The kernel module of this layer's backend (``fastnn.backend``)."""
+        return _backend.get(self.backend)
+
+    def _like(self, name, a):
+        """The workspace array ``name`` of a's shape and dtype."""
+        return self.workspace.array(name, a.shape, a.dtype)
+
+    def _output(self, name, X, training, cols=None):
+        """Where a training-mode result for X's rows (``cols`` columns, default X's) goes: a
+        workspace array; None (a new array) at inference."""
+        if not training:
+            return None
+        return self.workspace.array(name, (X.shape[0], X.shape[1] if cols is None else cols),
+                                    X.dtype)
 
     def param_specs(self, n_in):
         """{name: ParamSpec} of the trainable parameters for an input width n_in."""
@@ -87,17 +114,19 @@ class Dense(Layer):
 
     def forward(self, X, training):
         self._X = X
-        self._A = kernels.dense_forward(X, self.params["W"], self.params.get("b"), self.activation,
-                                        backend=self.backend)
+        self._A = self.kernels.dense_forward(X, self.params["W"], self.params.get("b"),
+                                             self.activation,
+                                             out=self._output("A", X, training, self.units))
         return self._A
 
-    def backward(self, dA):
-        dX, dW, db = kernels.dense_backward(dA, self._X, self.params["W"], self._A,
-                                            self.activation, input_grad=self.input_grad,
-                                            backend=self.backend)
-        self.grads["W"][...] = dW
-        if self.use_bias:
-            self.grads["b"][...] = db
+    def backward(self, dA, overwrite_dA=False):
+        """dW and db go straight into the model's gradient buffer; dX into a workspace."""
+        dX = self._like("dX", self._X) if self.input_grad else None
+        db = self.grads["b"] if self.use_bias else self.workspace.array("db", (self.units,),
+                                                                        dA.dtype)
+        self.kernels.dense_backward(dA, self._X, self.params["W"], self._A, self.activation,
+                                    self.input_grad, out=(dX, self.grads["W"], db),
+                                    overwrite_dA=overwrite_dA)
         return dX
 
     def config(self):
@@ -133,15 +162,15 @@ class BatchNorm(Layer):
             self.running_mean, self.running_var = np.zeros(n, dtype), np.ones(n, dtype)
 
     def forward(self, X, training):
-        Y, self._cache = kernels.batchnorm_forward(
+        Y, self._cache = self.kernels.batchnorm_forward(
             X, self.params["gamma"], self.params["beta"], self.running_mean, self.running_var,
-            training=training, decay=self.decay, eps=self.eps, backend=self.backend)
+            training=training, decay=self.decay, eps=self.eps, out=self._output("Y", X, training))
         return Y
 
-    def backward(self, dA):
-        dX, dgamma, dbeta = kernels.batchnorm_backward(dA, self._cache, backend=self.backend)
-        self.grads["gamma"][...] = dgamma
-        self.grads["beta"][...] = dbeta
+    def backward(self, dA, overwrite_dA=False):
+        """dgamma and dbeta go straight into the model's gradient buffer."""
+        dX, _, _ = self.kernels.batchnorm_backward(
+            dA, self._cache, out=(self._like("dX", dA), self.grads["gamma"], self.grads["beta"]))
         return dX
 
     def state(self):
@@ -160,11 +189,13 @@ class Activation(Layer):
         self.name = _activation_name(name)
 
     def forward(self, X, training):
-        self._A = kernels.activation_forward(X, self.name, backend=self.backend)
+        self._A = self.kernels.activation_forward(X, self.name, out=self._output("A", X, training))
         return self._A
 
-    def backward(self, dA):
-        return kernels.activation_backward(dA, self._A, self.name, backend=self.backend)
+    def backward(self, dA, overwrite_dA=False):
+        """dZ in place of dA when ``overwrite_dA`` (the model owns dA), else in a workspace."""
+        out = dA if overwrite_dA else self._like("dX", dA)
+        return self.kernels.activation_backward(dA, self._A, self.name, out=out)
 
     def config(self):
         return dict(name=self.name)
@@ -217,11 +248,18 @@ class Dropout(Layer):
         if not (self.fixed_mask and self._scaled_mask is not None
                 and self._scaled_mask.shape == X.shape):
             keep = X.dtype.type(1.0 - self.rate)
-            self._scaled_mask = (self.rng.random(X.shape) < keep).astype(X.dtype) / keep
-        return X * self._scaled_mask
+            mask = self._like("mask", X)
+            self.rng.random(dtype=X.dtype, out=mask)  # u ~ U[0, 1), then 1[u < keep] / keep
+            np.less(mask, keep, out=mask, casting="unsafe")
+            mask *= 1 / keep
+            self._scaled_mask = mask
+        return np.multiply(X, self._scaled_mask, out=self._like("Y", X))
 
-    def backward(self, dA):
-        return dA if self._scaled_mask is None else dA * self._scaled_mask
+    def backward(self, dA, overwrite_dA=False):
+        if self._scaled_mask is None:
+            return dA
+        out = dA if overwrite_dA else self._like("dX", dA)
+        return np.multiply(dA, self._scaled_mask, out=out)
 
     def config(self):
         return dict(rate=self.rate)

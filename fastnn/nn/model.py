@@ -13,11 +13,14 @@ import zipfile
 
 import numpy as np
 
+from fastnn import backend as _backend
 from fastnn import kernels, optim
-from fastnn.data import minibatches
+from fastnn.data import minibatch_indices
+from fastnn.kernels.reference import NonFiniteError
 from fastnn.nn import initializers
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layers import LAYERS, Layer
+from fastnn.nn.workspace import Workspace
 
 FORMAT = "fastnn-model-1"
 LOSSES = ("softmax_cross_entropy",)
@@ -72,6 +75,7 @@ class Sequential:
         self.n_features = None
         self.optimizer = None
         self.stop_training = False
+        self.workspace = Workspace()
 
     # --- parameters ------------------------------------------------------------------------
 
@@ -130,31 +134,61 @@ class Sequential:
     # --- forward and backward --------------------------------------------------------------
 
     def forward(self, X, training=False):
-        """Logits (n_samples, n_classes) of X (n_samples, n_features)."""
-        for layer in self.layers:
-            X = layer.forward(X, training)
+        """Logits (n_samples, n_classes) of X (n_samples, n_features), a C-contiguous array of
+        the model's dtype. In training mode the logits live in a workspace that the next
+        training-mode call overwrites (copy them to keep them)."""
+        for i, layer in enumerate(self.layers):
+            try:
+                X = layer.forward(X, training)
+            except NonFiniteError:
+                raise NonFiniteError(f"NaN or inf in the forward pass of layer {i} "
+                                     f"({layer!r})") from None
         return X
 
     def backward(self, dZ):
-        """Backpropagate dZ (gradient of the loss w.r.t. the logits); fills ``flat_grads``."""
-        for layer in reversed(self.layers):
-            dZ = layer.backward(dZ)
+        """Backpropagate dZ (gradient of the loss w.r.t. the logits); fills ``flat_grads``.
+        Returns the gradient with respect to the input (None if the first layer skips it)."""
+        return self._backward(np.array(dZ, dtype=self.dtype))  # a copy the layers may overwrite
+
+    def _backward(self, dZ):
+        """``backward`` on a dZ the model owns: layers may compute in place of their dA."""
+        for i in range(len(self.layers) - 1, -1, -1):
+            try:
+                dZ = self.layers[i].backward(dZ, overwrite_dA=True)
+            except NonFiniteError:
+                raise NonFiniteError(f"NaN or inf in the backward pass of layer {i} "
+                                     f"({self.layers[i]!r})") from None
         return dZ
 
     def loss_and_gradients(self, X, y, l2=0.0):
         """Training-mode loss on (X, y), cross-entropy + l2 / (2 m) * sum of squared weights,
         with every gradient in ``flat_grads`` (dW gets + l2 / m * W). Returns (loss, number of
         rows whose logits' argmax is the label)."""
-        X = np.ascontiguousarray(X, dtype=self.dtype)
+        fn = "Sequential.loss_and_gradients"
+        self._require_built("loss_and_gradients")
+        X = self._check_X(fn, X)
+        y = self._check_y(fn, y, X.shape[0])
+        with self._kernels().kernel_scope:
+            return self._loss_and_gradients(X, y, float(l2))
+
+    def _kernels(self):
+        return _backend.get(self.backend)
+
+    def _loss_and_gradients(self, X, y, l2):
+        """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class
+        ids in range): the training step's path, with no checks and no large allocations."""
         logits = self.forward(X, training=True)
-        loss, dZ = kernels.softmax_cross_entropy(logits, y, backend=self.backend)
-        self.backward(dZ)
+        dZ = self.workspace.array("dlogits", logits.shape, logits.dtype)
+        loss, dZ = self._kernels().softmax_cross_entropy(logits, y, out=dZ)
+        self._backward(dZ)
         if l2:
             m = X.shape[0]
             for W, dW in self._regularized:
                 loss += l2 / (2 * m) * float(np.dot(W.ravel(), W.ravel()))
-                dW += W * self.dtype.type(l2 / m)
+                scaled = self.workspace.array("l2", W.shape, W.dtype)
+                dW += np.multiply(W, self.dtype.type(l2 / m), out=scaled)
         return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == y))
+
 
     # --- input checks ------------------------------------------------------------------------
 
@@ -246,9 +280,10 @@ class Sequential:
                 c.on_epoch_begin(self, epoch)
             total, correct, seen = 0.0, 0, 0
             order_seed = int(rng.integers(2**63)) if shuffle else None
-            for b, (Xb, yb) in enumerate(minibatches(X, y, batch_size, seed=order_seed)):
+            for b, rows in enumerate(minibatch_indices(X.shape[0], batch_size, order_seed)):
                 if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
                     optimizer.lr = schedule(step)
+                Xb, yb = self._gather(X, rows), self._gather(y, rows)
                 loss, n_correct = self._train_step(Xb, yb, l2, optimizer, epoch, b)
                 total += loss * Xb.shape[0]
                 correct += n_correct
@@ -286,15 +321,25 @@ class Sequential:
         optimizer.backend = self.backend if optimizer.backend is None else optimizer.backend
         return optimizer
 
+    def _gather(self, a, rows):
+        """a[rows] (a mini-batch) in a workspace array."""
+        if isinstance(rows, slice):
+            return a[rows]
+        out = self.workspace.array(f"batch{a.ndim}", (len(rows),) + a.shape[1:], a.dtype)
+        return np.take(a, rows, axis=0, out=out, mode="clip")  # ("raise" would buffer)
+
     def _train_step(self, Xb, yb, l2, optimizer, epoch, batch):
-        """One forward, backward and update; on NaN/inf restore the state before the step."""
+        """One forward, backward and update on checked data; on NaN/inf restore the state
+        before the step."""
+        optimizer.check_hyperparameters()  # before anything changes (a schedule sets lr)
         states = [{k: v.copy() for k, v in layer.state().items()} for layer in self.layers]
         try:
-            loss, n_correct = self.loss_and_gradients(Xb, yb, l2)
-            if not math.isfinite(loss):
-                raise FloatingPointError("the loss is not finite")
-            optimizer.step([self.flat_params], [self.flat_grads])
-        except (FloatingPointError, ValueError) as error:
+            with self._kernels().kernel_scope:
+                loss, n_correct = self._loss_and_gradients(Xb, yb, l2)
+                if not math.isfinite(loss):
+                    raise FloatingPointError("the loss is not finite")
+                optimizer.step_unchecked(self.flat_params, self.flat_grads)
+        except ArithmeticError as error:  # NonFiniteError, FloatingPointError
             for layer, state in zip(self.layers, states):
                 for key, value in state.items():
                     layer.state()[key][...] = value

@@ -10,7 +10,10 @@ import numbers
 
 import numpy as np
 
+from fastnn import backend as _backend
 from fastnn.kernels import _optim_api as api
+from fastnn.kernels import _validate as check
+from fastnn.kernels.reference import NonFiniteError
 
 __all__ = ["Adam", "GD", "Momentum", "Optimizer", "RMSprop"]
 
@@ -20,7 +23,8 @@ class Optimizer:
 
     A subclass sets ``hyperparameters`` (names of attributes, each with a checker from
     ``fastnn.kernels._optim_api``), ``state_names`` (the state arrays kept per parameter) and
-    ``_update(p, g, state, t)``, one kernel call.
+    ``_update(kernels, p, g, state, t, check_finite)``, one call of a backend's update kernel
+    (the inputs are checked before).
     """
     #: {attribute name: checker(fn, name, value) -> value}
     hyperparameters = {"lr": api.positive}
@@ -41,16 +45,22 @@ class Optimizer:
         values = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.hyperparameters)
         return f"{type(self).__name__}({values})"
 
-    def _update(self, p, g, state, t):
+    def _update(self, kernels, p, g, state, t, check_finite):
         raise NotImplementedError
 
     # --- stepping --------------------------------------------------------------------------------
 
+    def check_hyperparameters(self, fn=None):
+        """Raise TypeError/ValueError if a hyperparameter (e.g. an ``lr`` set by a schedule) is
+        out of its range."""
+        fn = fn or f"{type(self).__name__}.step"
+        for name, checker in self.hyperparameters.items():
+            checker(fn, name, getattr(self, name))
+
     def _check_step(self, params, grads):
         """Check everything before any parameter moves; returns the gradients, C-contiguous."""
         fn = f"{type(self).__name__}.step"
-        for name, check in self.hyperparameters.items():
-            check(fn, name, getattr(self, name))
+        self.check_hyperparameters(fn)
         for name, seq in (("params", params), ("grads", grads)):
             if not isinstance(seq, (list, tuple)):
                 raise TypeError(f"{fn}: {name} must be a list or tuple of NumPy arrays, got "
@@ -92,16 +102,32 @@ class Optimizer:
         parameter; the parameters before it in the list are then already updated.)
         """
         grads = self._check_step(params, grads)
+        self._make_state(params)
+        kernels, t = _backend.get(self.backend), self.t + 1
+        for i, (p, g) in enumerate(zip(params, grads)):
+            try:
+                self._update(kernels, p, g, self._state[i], t, True)
+            except NonFiniteError:  # NaN/inf in params[i] or its state: name the array
+                check.nonfinite_result(f"{type(self).__name__}.step, params[{i}]", g=g, p=p,
+                                       **self._state[i])
+        self.t = t
+
+    def step_unchecked(self, p, g):
+        """One step on a single parameter array p with gradient g (``params=[p], grads=[g]``)
+        without ``step``'s checks of the arrays and its NaN/inf pass: for a caller whose p and
+        g are C-contiguous, of one shape and dtype, and finite (``Sequential.fit``, whose
+        gradients come from kernels that count NaN/inf in their results). The hyperparameters
+        are still checked."""
+        self.check_hyperparameters()
+        self._make_state([p])
+        self._update(_backend.get(self.backend), p, g, self._state[0], self.t + 1, False)
+        self.t += 1
+
+    def _make_state(self, params):
+        """The state arrays (zeros like each parameter) at the first step."""
         if self._spec is None:
             self._state = [{k: np.zeros_like(p) for k in self.state_names} for p in params]
             self._spec = [(p.shape, p.dtype) for p in params]
-        t = self.t + 1
-        for i, (p, g) in enumerate(zip(params, grads)):
-            try:
-                self._update(p, g, self._state[i], t)
-            except (TypeError, ValueError) as error:  # NaN/inf in params[i] or its state
-                raise type(error)(f"{type(self).__name__}.step, params[{i}]: {error}") from None
-        self.t = t
 
     # --- saving ----------------------------------------------------------------------------------
 
@@ -178,8 +204,8 @@ class GD(Optimizer):
     def __init__(self, lr, *, backend=None):
         super().__init__(lr=lr, backend=backend)
 
-    def _update(self, p, g, state, t):
-        api.sgd_update(p, g, self.lr, backend=self.backend)
+    def _update(self, kernels, p, g, state, t, check_finite):
+        kernels.sgd_update(p, g, self.lr, check_finite)
 
 
 class Momentum(Optimizer):
@@ -197,8 +223,8 @@ class Momentum(Optimizer):
     def __init__(self, lr, beta=0.9, *, backend=None):
         super().__init__(lr=lr, beta=beta, backend=backend)
 
-    def _update(self, p, g, state, t):
-        api.momentum_update(p, g, state["v"], self.lr, self.beta, backend=self.backend)
+    def _update(self, kernels, p, g, state, t, check_finite):
+        kernels.momentum_update(p, g, state["v"], self.lr, self.beta, check_finite)
 
 
 class RMSprop(Optimizer):
@@ -214,8 +240,8 @@ class RMSprop(Optimizer):
     def __init__(self, lr, beta=0.999, eps=1e-8, *, backend=None):
         super().__init__(lr=lr, beta=beta, eps=eps, backend=backend)
 
-    def _update(self, p, g, state, t):
-        api.rmsprop_update(p, g, state["s"], self.lr, self.beta, self.eps, backend=self.backend)
+    def _update(self, kernels, p, g, state, t, check_finite):
+        kernels.rmsprop_update(p, g, state["s"], self.lr, self.beta, self.eps, check_finite)
 
 
 class Adam(Optimizer):
@@ -233,6 +259,6 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, *, backend=None):
         super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps, backend=backend)
 
-    def _update(self, p, g, state, t):
-        api.adam_update(p, g, state["m"], state["v"], t, self.lr, self.beta1, self.beta2,
-                        self.eps, backend=self.backend)
+    def _update(self, kernels, p, g, state, t, check_finite):
+        kernels.adam_update(p, g, state["m"], state["v"], t, self.lr, self.beta1, self.beta2,
+                            self.eps, check_finite)

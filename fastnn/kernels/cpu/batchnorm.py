@@ -132,7 +132,7 @@ def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5):
+                      eps=1e-5, out=None):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
     m = X.shape[0]
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
@@ -149,7 +149,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     invstd = 1.0 / np.sqrt(var + eps)
     dtype = X.dtype
     mean_x, invstd_x = mean.astype(dtype), invstd.astype(dtype)
-    Y = np.empty_like(X)
+    Y = np.empty_like(X) if out is None else out
     _rowwise(_normalize_rows, _normalize_parallel, blocks,
              X, mean_x, (gamma * invstd).astype(dtype), beta, Y)
     if training:
@@ -160,7 +160,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training)
 
 
-def batchnorm_backward(dY, cache):
+def batchnorm_backward(dY, cache, out=None):
     """Batch normalization backward; see ``fastnn.kernels.batchnorm_backward``."""
     X, gamma, mean, invstd, training = cache
     m = X.shape[0]
@@ -176,7 +176,11 @@ def batchnorm_backward(dY, cache):
     else:
         c, d = np.zeros_like(a), np.zeros_like(a)
     dtype = X.dtype
-    dX = np.empty_like(X)
+    dX, dgamma_out, dbeta_out = (None, None, None) if out is None else out
+    dX = np.empty_like(X) if dX is None else dX
     _rowwise(_grad_x_rows, _grad_x_parallel, blocks,
              dY, X, mean, a.astype(dtype), c.astype(dtype), d.astype(dtype), dX)
-    return dX, dgamma.astype(dtype), dbeta.astype(dtype)
+    if out is None:
+        return dX, dgamma.astype(dtype), dbeta.astype(dtype)
+    dgamma_out[...], dbeta_out[...] = dgamma, dbeta
+    return dX, dgamma_out, dbeta_out

@@ -72,7 +72,8 @@ def _forward_parallel(X, W, b, A, act, blocks):
 @jit
 def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
     """dZ = dA * g'(Z) (g' from A) for rows r0:r1; db_part += column sums of those rows.
-    Returns how many values of A and dZ are NaN or inf."""
+    Returns how many values of A and dZ are NaN or inf. For "linear", dZ is dA: callers pass
+    the same array (nothing is written)."""
     zero, one = A.dtype.type(0), A.dtype.type(1)
     bad = 0
     for i in range(r0, r1):
@@ -94,7 +95,6 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
                 db_part[j] += d
         else:
             for j in range(dz.shape[0]):
-                dz[j] = da[j]
                 db_part[j] += da[j]
         bad += _math.count_nonfinite(a) + _math.count_nonfinite(dz)
     return bad
@@ -136,11 +136,11 @@ def _blocks(X, W):
     return n_blocks(m, m * n_in * W.shape[1], config.DENSE_PARALLEL_MIN_FLOPS)
 
 
-def dense_forward(X, W, b=None, activation="linear"):
+def dense_forward(X, W, b=None, activation="linear", out=None):
     """A = g(X @ W + b); see ``fastnn.kernels.dense_forward``."""
     act = ACTIVATIONS.index(activation)
     bias = np.zeros(W.shape[1], X.dtype) if b is None else b
-    A = np.empty((X.shape[0], W.shape[1]), X.dtype)
+    A = np.empty((X.shape[0], W.shape[1]), X.dtype) if out is None else out
     blocks = _blocks(X, W)
     with single_threaded_blas:
         if blocks == 1:
@@ -152,11 +152,18 @@ def dense_forward(X, W, b=None, activation="linear"):
     return A
 
 
-def dense_backward(dA, X, W, A, activation="linear", input_grad=True):
-    """(dX, dW, db) of the dense layer; see ``fastnn.kernels.dense_backward``."""
+def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
+                   overwrite_dA=False):
+    """(dX, dW, db) of the dense layer; see ``fastnn.kernels.dense_backward``. dZ is computed
+    into dA's memory when ``overwrite_dA`` (or is dA itself for "linear")."""
     act = ACTIVATIONS.index(activation)
-    dZ, dW = np.empty_like(dA), np.empty_like(W)
-    dX = np.empty_like(X) if input_grad else X[:0]
+    dZ = dA if overwrite_dA or activation == "linear" else np.empty_like(dA)
+    out_dX, dW, out_db = (None, None, None) if out is None else out
+    dW = np.empty_like(W) if dW is None else dW
+    if not input_grad:
+        dX = X[:0]
+    else:
+        dX = np.empty_like(X) if out_dX is None else out_dX
     blocks = _blocks(X, W)
     db_parts = np.zeros((blocks, W.shape[1]), np.float64)
     with single_threaded_blas:
@@ -167,7 +174,10 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True):
     db = db_parts.sum(axis=0)
     if bad or not np.isfinite(db).all():
         raise NonFiniteError
-    return (dX if input_grad else None), dW, db.astype(X.dtype)
+    if out_db is None:
+        return (dX if input_grad else None), dW, db.astype(X.dtype)
+    out_db[...] = db
+    return (dX if input_grad else None), dW, out_db
 
 
 @jit
@@ -200,9 +210,10 @@ def _activation_backward_parallel(dA, A, dZ, db_parts, act, blocks):
     return bad
 
 
-def activation_forward(Z, activation):
+def activation_forward(Z, activation, out=None):
     """A = g(Z) on its own; see ``fastnn.kernels.activation_forward``."""
-    act, A = ACTIVATIONS.index(activation), np.empty_like(Z)
+    act = ACTIVATIONS.index(activation)
+    A = np.empty_like(Z) if out is None else out
     blocks = n_blocks(Z.shape[0], Z.size, config.ACTIVATION_PARALLEL_MIN_ELEMENTS)
     if blocks == 1:
         bad = _activation_rows(Z, A, act, 0, Z.shape[0])
@@ -213,9 +224,13 @@ def activation_forward(Z, activation):
     return A
 
 
-def activation_backward(dA, A, activation):
+def activation_backward(dA, A, activation, out=None):
     """dZ = dA * g'(Z) on its own; see ``fastnn.kernels.activation_backward``."""
-    act, dZ = ACTIVATIONS.index(activation), np.empty_like(dA)
+    act = ACTIVATIONS.index(activation)
+    dZ = np.empty_like(dA) if out is None else out
+    if activation == "linear":  # dZ = dA: copy, then count NaN/inf in the copy
+        dZ[...] = dA
+        dA = dZ
     blocks = n_blocks(A.shape[0], A.size, config.ACTIVATION_PARALLEL_MIN_ELEMENTS)
     db_unused = np.zeros((blocks, A.shape[1]))
     if blocks == 1:

@@ -5,7 +5,8 @@ they are updated in place), so one call over a single buffer that holds every pa
 updates them all. A first pass counts NaN/inf in every input; the update pass runs only when the
 count is 0, so a bad gradient leaves p and the state bit-for-bit unchanged. Above
 ``config.OPTIM_PARALLEL_MIN_ELEMENTS`` both passes run on Numba's threads, each thread on one
-contiguous block.
+contiguous block. ``check_finite=False`` skips the counting pass: for callers that vouch for their
+inputs (a model whose gradients come from kernels that already counted NaN/inf in them).
 
 The loops run over views p[i0:i1] (and the like) indexed from 0: with indices from i0, which
 Numba must allow to be negative (wrapping around), LLVM does not vectorize them.
@@ -42,12 +43,13 @@ def _sgd_block(p, g, lr, i0, i1):
 
 
 @jit(parallel=True)
-def _sgd_parallel(p, g, lr, blocks):
+def _sgd_parallel(p, g, lr, blocks, check):
     n = p.shape[0]
     bad = 0
-    for b in prange(blocks):
-        i0, i1 = b * n // blocks, (b + 1) * n // blocks
-        bad += _math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
+    if check:
+        for b in prange(blocks):
+            i0, i1 = b * n // blocks, (b + 1) * n // blocks
+            bad += _math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
     if bad == 0:
         for b in prange(blocks):
             _sgd_block(p, g, lr, b * n // blocks, (b + 1) * n // blocks)
@@ -64,13 +66,14 @@ def _momentum_block(p, g, v, lr, beta, one_minus_beta, i0, i1):
 
 
 @jit(parallel=True)
-def _momentum_parallel(p, g, v, lr, beta, one_minus_beta, blocks):
+def _momentum_parallel(p, g, v, lr, beta, one_minus_beta, blocks, check):
     n = p.shape[0]
     bad = 0
-    for b in prange(blocks):
-        i0, i1 = b * n // blocks, (b + 1) * n // blocks
-        bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-                + _math.count_nonfinite(v[i0:i1]))
+    if check:
+        for b in prange(blocks):
+            i0, i1 = b * n // blocks, (b + 1) * n // blocks
+            bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
+                    + _math.count_nonfinite(v[i0:i1]))
     if bad == 0:
         for b in prange(blocks):
             _momentum_block(p, g, v, lr, beta, one_minus_beta, b * n // blocks,
@@ -89,13 +92,14 @@ def _rmsprop_block(p, g, s, lr, beta, one_minus_beta, eps, i0, i1):
 
 
 @jit(parallel=True)
-def _rmsprop_parallel(p, g, s, lr, beta, one_minus_beta, eps, blocks):
+def _rmsprop_parallel(p, g, s, lr, beta, one_minus_beta, eps, blocks, check):
     n = p.shape[0]
     bad = 0
-    for b in prange(blocks):
-        i0, i1 = b * n // blocks, (b + 1) * n // blocks
-        bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-                + _math.count_nonfinite(s[i0:i1]))
+    if check:
+        for b in prange(blocks):
+            i0, i1 = b * n // blocks, (b + 1) * n // blocks
+            bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
+                    + _math.count_nonfinite(s[i0:i1]))
     if bad == 0:
         for b in prange(blocks):
             _rmsprop_block(p, g, s, lr, beta, one_minus_beta, eps, b * n // blocks,
@@ -121,13 +125,14 @@ def _adam_block(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2
 
 @jit(parallel=True)
 def _adam_parallel(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2,
-                   eps, blocks):
+                   eps, blocks, check):
     n = p.shape[0]
     bad = 0
-    for b in prange(blocks):
-        i0, i1 = b * n // blocks, (b + 1) * n // blocks
-        bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-                + _math.count_nonfinite(m[i0:i1]) + _math.count_nonfinite(v[i0:i1]))
+    if check:
+        for b in prange(blocks):
+            i0, i1 = b * n // blocks, (b + 1) * n // blocks
+            bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
+                    + _math.count_nonfinite(m[i0:i1]) + _math.count_nonfinite(v[i0:i1]))
     if bad == 0:
         for b in prange(blocks):
             _adam_block(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2,
@@ -144,40 +149,42 @@ def _flat(a, name):
     return a.reshape(-1)
 
 
-def _update(block, parallel, p, g, states, scalars):
+def _update(block, parallel, p, g, states, scalars, check_finite):
     """Run the update ``block`` over all of the flat views (serially) or ``parallel`` (which counts
-    NaN/inf itself); raise NonFiniteError, with nothing changed, when an input holds NaN or inf."""
+    NaN/inf itself); raise NonFiniteError, with nothing changed, when an input holds NaN or inf
+    (unless ``check_finite`` is false)."""
     arrays = [_flat(p, "p"), g.reshape(-1), *(_flat(a, "state") for a in states)]
     scalars = tuple(p.dtype.type(x) for x in scalars)  # the arrays' dtype, see the module doc
     n = arrays[0].shape[0]
     blocks = n_blocks(n, n, config.OPTIM_PARALLEL_MIN_ELEMENTS)
     if blocks == 1:
-        if any(_count_nonfinite(a) for a in arrays):
+        if check_finite and any(_count_nonfinite(a) for a in arrays):
             raise NonFiniteError
         block(*arrays, *scalars, 0, n)
-    elif parallel(*arrays, *scalars, blocks):
+    elif parallel(*arrays, *scalars, blocks, bool(check_finite)):
         raise NonFiniteError
 
 
-def sgd_update(p, g, lr):
+def sgd_update(p, g, lr, check_finite=True):
     """Gradient descent: p <- p - lr * g; see ``fastnn.kernels.sgd_update``."""
-    _update(_sgd_block, _sgd_parallel, p, g, (), (lr,))
+    _update(_sgd_block, _sgd_parallel, p, g, (), (lr,), check_finite)
 
 
-def momentum_update(p, g, v, lr, beta):
+def momentum_update(p, g, v, lr, beta, check_finite=True):
     """v <- beta * v + (1 - beta) * g; p <- p - lr * v; see ``fastnn.kernels.momentum_update``."""
-    _update(_momentum_block, _momentum_parallel, p, g, (v,), (lr, beta, 1.0 - beta))
+    _update(_momentum_block, _momentum_parallel, p, g, (v,), (lr, beta, 1.0 - beta), check_finite)
 
 
-def rmsprop_update(p, g, s, lr, beta, eps):
+def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True):
     """s <- beta * s + (1 - beta) * g^2; p <- p - lr * g / (sqrt(s) + eps); see
     ``fastnn.kernels.rmsprop_update``."""
-    _update(_rmsprop_block, _rmsprop_parallel, p, g, (s,), (lr, beta, 1.0 - beta, eps))
+    _update(_rmsprop_block, _rmsprop_parallel, p, g, (s,), (lr, beta, 1.0 - beta, eps),
+            check_finite)
 
 
-def adam_update(p, g, m, v, t, lr, beta1, beta2, eps):
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True):
     """Adam at step t >= 1; see ``fastnn.kernels.adam_update``."""
     step = lr / (1.0 - beta1 ** t)
     inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2 ** t)
     _update(_adam_block, _adam_parallel, p, g, (m, v),
-            (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, inv_sqrt_bc2, eps))
+            (step, beta1, 1.0 - beta1, beta2, 1.0 - beta2, inv_sqrt_bc2, eps), check_finite)

@@ -121,8 +121,8 @@ def _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks):
     return loss, bad
 
 
-def _softmax_like(Z, mode):
-    out = np.empty_like(Z)
+def _softmax_like(Z, mode, out):
+    out = np.empty_like(Z) if out is None else out
     blocks = n_blocks(Z.shape[0], Z.size, config.SOFTMAX_PARALLEL_MIN_ELEMENTS)
     if blocks == 1:
         bad = _softmax_rows(Z, out, mode, 0, Z.shape[0])
@@ -133,31 +133,31 @@ def _softmax_like(Z, mode):
     return out
 
 
-def softmax(Z):
+def softmax(Z, out=None):
     """Row-wise softmax; see ``fastnn.kernels.softmax``."""
-    return _softmax_like(Z, SOFTMAX)
+    return _softmax_like(Z, SOFTMAX, out)
 
 
-def log_softmax(Z):
+def log_softmax(Z, out=None):
     """Row-wise log-softmax; see ``fastnn.kernels.log_softmax``."""
-    return _softmax_like(Z, LOG_SOFTMAX)
+    return _softmax_like(Z, LOG_SOFTMAX, out)
 
 
-def hardmax(Z):
+def hardmax(Z, out=None):
     """One-hot of the row argmax; see ``fastnn.kernels.hardmax``."""
-    return _softmax_like(Z, HARDMAX)
+    return _softmax_like(Z, HARDMAX, out)
 
 
 _NO_LABELS = np.zeros(0, np.intp)
 
 
-def softmax_cross_entropy(Z, y):
+def softmax_cross_entropy(Z, y, out=None):
     """Mean softmax cross-entropy and its gradient; see ``fastnn.kernels.softmax_cross_entropy``."""
     m = Z.shape[0]
     use_rows = y.ndim == 2
     labels = _NO_LABELS if use_rows else y.astype(np.intp, copy=False)
     Y = y if use_rows else Z[:0]
-    dZ = np.empty_like(Z)
+    dZ = np.empty_like(Z) if out is None else out
     blocks = n_blocks(m, Z.size, config.SOFTMAX_PARALLEL_MIN_ELEMENTS)
     if blocks == 1:
         loss, bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows, 0, m)

@@ -1,0 +1,25 @@
+"""Workspaces: arrays kept from one training step to the next, so that a step allocates nothing
+large after the first (NumPy would otherwise allocate, and the OS zero, every result anew)."""
+import math
+
+import numpy as np
+
+
+class Workspace:
+    """Named arrays handed out as views of flat buffers grown to the largest size asked so far:
+    ``array(name, shape, dtype)`` returns a C-contiguous array of that shape whose contents are
+    left from its last use. A name's array is valid until that name is asked for again."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def array(self, name, shape, dtype):
+        n = math.prod(shape)
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size < n or buffer.dtype != dtype:
+            buffer = self._buffers[name] = np.empty(n, dtype)
+        return buffer[:n].reshape(shape)
+
+    def clear(self):
+        """Free every buffer (they are made again when next needed)."""
+        self._buffers.clear()
