@@ -153,11 +153,7 @@ def mlp_step(batch, backend, seed=0):
                         Dense(256, use_bias=False), BatchNorm(), ReLU(), Dense(10)],
                        backend=backend).build(784, seed)
     optimizer = optim.Adam(1e-3, backend=backend)
-
-    def step():
-        model.loss_and_gradients(X, y)
-        optimizer.step([model.flat_params], [model.flat_grads])
-    return step
+    return lambda: model.train_on_batch(X, y, optimizer)
 
 
 def torch_mlp_step(batch, torch, seed=0):

@@ -210,22 +210,53 @@ def test_zero_variance_column_gives_finite_output_and_gradients(rng, backend, dt
 @over_backends
 @pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize("shape", [(2, 3), (7, 4)], ids=str)
-def test_gradients_by_finite_differences(rng, backend, training, shape):
-    """dX, dgamma, dbeta of f = sum(Y * R) agree with central differences (float64)."""
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "sigmoid"])
+def test_gradients_by_finite_differences(rng, backend, training, shape, activation):
+    """dX, dgamma, dbeta of f = sum(g(Y) * R) agree with central differences (float64)."""
     X, gamma, beta, rm, rv = bn_data(rng, *shape)
     R = rng.standard_normal(shape)
 
     def f():  # fresh running stats each call: training updates them in place
-        Y, _ = K.batchnorm_forward(X, gamma, beta, rm.copy(), rv.copy(), training=training,
-                                   backend=backend)
-        return float(np.sum(Y * R))
+        A, _ = K.batchnorm_forward(X, gamma, beta, rm.copy(), rv.copy(), training=training,
+                                   activation=activation, backend=backend)
+        return float(np.sum(A * R))
 
     _, cache = K.batchnorm_forward(X, gamma, beta, rm.copy(), rv.copy(), training=training,
-                                   backend=backend)
+                                   activation=activation, backend=backend)
     dX, dgamma, dbeta = K.batchnorm_backward(R, cache, backend=backend)
-    assert_gradient(dX, f, X, "dX")
-    assert_gradient(dgamma, f, gamma, "dgamma")
-    assert_gradient(dbeta, f, beta, "dbeta")
+    # (with 2 rows dX nearly cancels: its relative error is rounding-bound near 1e-7; a wrong
+    # derivative is off by more than 1e-3)
+    limit = 1e-7 if activation == "linear" else 1e-6
+    assert_gradient(dX, f, X, "dX", limit=limit)
+    assert_gradient(dgamma, f, gamma, "dgamma", limit=limit)
+    assert_gradient(dbeta, f, beta, "dbeta", limit=limit)
+
+
+@over_dtypes
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid"])
+@pytest.mark.parametrize("training", [True, False], ids=["training", "inference"])
+@pytest.mark.parametrize("parallel", [False, True], ids=["serial", "parallel"])
+def test_fused_activation_is_batchnorm_then_activation(rng, dtype, activation, training,
+                                                       parallel, monkeypatch):
+    """A = g(BN(X)) and its gradients equal BN followed by the activation kernels, for both
+    backends, on the serial and the parallel path."""
+    if parallel:
+        from fastnn import config
+        monkeypatch.setattr(config, "BATCHNORM_PARALLEL_MIN_ELEMENTS", 0)
+    X, gamma, beta, rm, rv = bn_data(rng, 37, 6, dtype)
+    dA = rng.standard_normal(X.shape).astype(dtype)
+    Y, split_cache, _, _ = forward("numpy", X, gamma, beta, rm, rv, training=training)
+    A_ref = K.activation_forward(Y, activation, backend="numpy")
+    dY = K.activation_backward(dA, A_ref, activation, backend="numpy")
+    ref = K.batchnorm_backward(dY, split_cache, backend="numpy")
+    scale = conditioning(X, gamma)
+    for backend in ("numpy", "cpu"):
+        A, cache, _, _ = forward(backend, X, gamma, beta, rm, rv, training=training,
+                                 activation=activation)
+        assert_close(A, A_ref, dtype, scale, what=f"{backend} A")
+        for got, want, name in zip(K.batchnorm_backward(dA, cache, backend=backend), ref,
+                                   ("dX", "dgamma", "dbeta")):
+            assert_close(got, want, dtype, scale * np.sqrt(X.shape[0]), what=f"{backend} {name}")
 
 
 # --- PyTorch, when available ---------------------------------------------------------------------

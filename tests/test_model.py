@@ -235,7 +235,7 @@ def test_training_step_allocates_no_large_arrays_after_the_first(backend):
     try:
         for _ in range(3):
             tracemalloc.reset_peak()
-            model._train_step(Xb, yb, 0.01, optimizer, 0, 0)  # what fit runs per mini-batch
+            model.train_on_batch(Xb, yb, optimizer, l2=0.01)  # fit's step
             peak = tracemalloc.get_traced_memory()[1]
             if backend == "cpu":
                 assert peak < smallest_layer_array / 2, f"a step allocated {peak} bytes"
@@ -254,3 +254,36 @@ def test_inference_results_are_not_workspaces():
     model.fit(X, y, epochs=1, verbose=False)  # training steps reuse their workspaces
     np.testing.assert_array_equal(logits, saved[0])
     np.testing.assert_array_equal(proba, saved[1])
+
+
+def test_train_on_batch_is_one_step_of_fit():
+    rng = np.random.default_rng(5)
+    X, y = rng.standard_normal((40, 6)), rng.integers(0, 3, 40)
+    layers = lambda: [Dense(8, use_bias=False), BatchNorm(), ReLU(), Dense(3)]  # noqa: E731
+    fitted, stepped = Sequential(layers()), Sequential(layers())
+    fitted.fit(X, y, epochs=1, batch_size=40, shuffle=False, verbose=False, l2=0.1)
+    stepped.build(6)
+    loss, accuracy = stepped.train_on_batch(X, y, l2=0.1)
+    np.testing.assert_array_equal(stepped.flat_params, fitted.flat_params)
+    np.testing.assert_array_equal(stepped.layers[1].running_var, fitted.layers[1].running_var)
+    assert 0.0 <= accuracy <= 1.0 and loss > 0
+    assert stepped.optimizer.t == 1
+    stepped.train_on_batch(X, y)  # the model keeps its optimizer
+    assert stepped.optimizer.t == 2
+
+
+def test_train_on_batch_with_nan_data_names_X_and_changes_nothing():
+    rng = np.random.default_rng(6)
+    X, y = rng.standard_normal((20, 4)).astype(np.float32), rng.integers(0, 2, 20)
+    model = Sequential([Dense(5, use_bias=False), BatchNorm(), ReLU(), Dense(2)]).build(4)
+    model.train_on_batch(X, y)
+    before = model.get_weights()
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match=r"train_on_batch: X contains NaN or inf \(first at "
+                                         r"index \(3, 2\)\)"):
+        model.train_on_batch(X, y)
+    np.testing.assert_array_equal(model.flat_params, before[0])
+    np.testing.assert_array_equal(model.layers[1].running_mean, before[1][1]["running_mean"])
+    assert model.optimizer.t == 1
+    with pytest.raises(ValueError, match="label 7 is outside"):
+        model.train_on_batch(np.ones((20, 4)), np.full(20, 7))

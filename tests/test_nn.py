@@ -166,3 +166,24 @@ def test_gradcheck_restores_running_statistics_and_needs_float64():
     np.testing.assert_array_equal(model.layers[0].running_mean, before)
     with pytest.raises(TypeError, match="float64"):
         gradcheck(Sequential([Dense(2)]), X, y)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "cpu"])
+@pytest.mark.parametrize("activation", [ReLU, Tanh, Sigmoid])
+def test_activation_after_batchnorm_is_fused_with_the_same_results(backend, activation):
+    """Sequential runs BatchNorm + Activation as one fused kernel; a Dropout(0) in between
+    (an identity) keeps them apart: both give the same loss, gradients and running stats."""
+    rng = np.random.default_rng(11)
+    X, y = rng.standard_normal((30, 5)), rng.integers(0, 3, 30)
+    fused = Sequential([Dense(6, use_bias=False), BatchNorm(), activation(), Dense(3)],
+                       backend=backend, dtype=np.float64).build(5)
+    split = Sequential([Dense(6, use_bias=False), BatchNorm(), Dropout(0.0), activation(),
+                        Dense(3)], backend=backend, dtype=np.float64).build(5)
+    assert fused.layers[2].fused and not split.layers[3].fused
+    assert fused.layers[1].fused_activation == fused.layers[2].name
+    loss_fused, _ = fused.loss_and_gradients(X, y)
+    loss_split, _ = split.loss_and_gradients(X, y)
+    assert loss_fused == pytest.approx(loss_split, rel=1e-12)
+    np.testing.assert_allclose(fused.flat_grads, split.flat_grads, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(fused.predict_proba(X), split.predict_proba(X), rtol=1e-12)
+    assert gradcheck(fused, X, y)

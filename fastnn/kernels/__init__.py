@@ -116,15 +116,17 @@ def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, out=Non
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5, *, out=None, backend=None):
-    """Batch normalization: Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column.
+                      eps=1e-5, *, activation="linear", out=None, backend=None):
+    """Batch normalization: Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column, then
+    A = g(Y) with a fused ``activation`` g ("linear" (default, A = Y), "relu", "tanh",
+    "sigmoid"): BatchNorm followed by ReLU in one pass over the data.
 
     X: (m, n); gamma, beta, running_mean, running_var: (n,). In training, mean and var are the
     batch mean and biased variance, and the running statistics are updated in place as
     exponentially weighted averages, r = decay * r + (1 - decay) * batch value; ``running_var``
     stores the unbiased batch variance var * m / (m - 1), as PyTorch does. ``decay`` is the weight
     of the old value: PyTorch's ``momentum`` is 1 - decay. At inference (``training=False``) the
-    running statistics normalize and are left unchanged. Returns (Y (m, n), cache for
+    running statistics normalize and are left unchanged. Returns (A (m, n), cache for
     ``batchnorm_backward``).
     """
     fn = "batchnorm_forward"
@@ -150,14 +152,16 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
                          f"got X of shape {X.shape}")
     check.number_in(fn, "decay", decay, 0.0, 1.0)
     check.number_in(fn, "eps", eps, 0.0, np.inf, low_open=True)
+    activation = _activation(fn, activation)
     out = check.output(fn, "out", out, X.shape, X.dtype, (X, *vectors.values()))
     return _run(fn, backend, dict(X=X), X, vectors["gamma"], vectors["beta"],
                 running_mean, running_var, training=bool(training), decay=float(decay),
-                eps=float(eps), out=out)
+                eps=float(eps), activation=activation, out=out)
 
 
 def batchnorm_backward(dY, cache, *, out=None, backend=None):
-    """Gradients of ``batchnorm_forward``. dY: (m, n); cache: from the forward call.
+    """Gradients of ``batchnorm_forward``. dY: (m, n), the gradient of its output (of A when
+    an activation is fused: dY <- dY * g'(A) first); cache: from the forward call.
 
     With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (over rows);
     training: dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma);

@@ -26,13 +26,17 @@ class BatchNormCache(NamedTuple):
     """What ``batchnorm_backward`` needs from the forward pass (the same for every backend).
 
     X: the input (m, n); gamma: (n,); mean, invstd: the statistics used to normalize, (n,)
-    (batch statistics in training, running ones at inference); training: which of the two.
+    (batch statistics in training, running ones at inference); training: which of the two;
+    activation: the fused activation g; A: the output g(Y) (m, n), from which g' is computed
+    (None when g is linear).
     """
     X: np.ndarray
     gamma: np.ndarray
     mean: np.ndarray
     invstd: np.ndarray
     training: bool
+    activation: str = "linear"
+    A: np.ndarray = None
 
 
 def _require_finite(*arrays):
@@ -114,13 +118,14 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
 # --- batch normalization -------------------------------------------------------------------------
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5, out=None):
-    """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column. X: (m, n); the rest (n,).
+                      eps=1e-5, activation="linear", out=None):
+    """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column, then A = g(Y) with the
+    fused ``activation`` g (linear: A = Y). X: (m, n); the rest (n,).
 
     Training uses the batch mean and biased variance and updates, in place,
     running_mean = decay * running_mean + (1 - decay) * mean and
     running_var = decay * running_var + (1 - decay) * var * m / (m - 1) (the unbiased variance, as
-    PyTorch stores it). Inference normalizes with the running statistics. Returns (Y, cache).
+    PyTorch stores it). Inference normalizes with the running statistics. Returns (A, cache).
     """
     _require_finite(X)
     if training:
@@ -136,17 +141,22 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
         running_mean += (1 - decay) * mean
         running_var *= decay
         running_var += (1 - decay) * var * (m / (m - 1))
-    return _into(out, Y), BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training)
+    A = _into(out, _apply_activation(Y, activation))
+    return A, BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training, activation,
+                             None if activation == "linear" else A)
 
 
 def batchnorm_backward(dY, cache, out=None):
-    """Gradients of batch normalization. dY: (m, n). Returns (dX, dgamma, dbeta).
+    """Gradients of batch normalization. dY: (m, n), the gradient of the output; with a fused
+    activation that output is A = g(Y), and dY <- dY * g'(A) first. Returns (dX, dgamma, dbeta).
 
     With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (sums over rows), and
     in training dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma); at inference the
     statistics are constants and dX = dY * gamma * invstd.
     """
-    X, gamma, mean, invstd, training = cache
+    X, gamma, mean, invstd, training, activation, A = cache
+    if activation != "linear":
+        dY = dY * activation_derivative(A, activation)
     m = X.shape[0]
     xhat = (X - mean) * invstd
     dbeta = dY.sum(axis=0)

@@ -19,7 +19,7 @@ from fastnn.data import minibatch_indices
 from fastnn.kernels.reference import NonFiniteError
 from fastnn.nn import initializers
 from fastnn.nn.callbacks import Callback
-from fastnn.nn.layers import LAYERS, Layer
+from fastnn.nn.layers import LAYERS, Activation, BatchNorm, Layer
 from fastnn.nn.workspace import Workspace
 
 FORMAT = "fastnn-model-1"
@@ -72,6 +72,7 @@ class Sequential:
         self.backend = backend
         for layer in layers:
             layer.backend = backend
+        _fuse_activations(layers)
         self.n_features = None
         self.optimizer = None
         self.stop_training = False
@@ -192,7 +193,9 @@ class Sequential:
 
     # --- input checks ------------------------------------------------------------------------
 
-    def _check_X(self, fn, X):
+    def _check_X(self, fn, X, finite=True):
+        """X as a C-contiguous array of the model's dtype with the model's feature count; NaN or
+        inf is looked for only when ``finite`` (else the kernels find it, see train_on_batch)."""
         X = np.asarray(X)
         if X.dtype.kind not in "fiu" or X.ndim != 2:
             raise ValueError(f"{fn}: X must be a 2-D numeric array (n_samples, n_features), got "
@@ -203,7 +206,7 @@ class Sequential:
             raise ValueError(f"{fn}: X has {X.shape[1]} features, the model was built for "
                              f"{self.n_features}")
         X = np.ascontiguousarray(X, dtype=self.dtype)
-        if not np.isfinite(X).all():
+        if finite and not np.isfinite(X).all():
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
             raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
         return X
@@ -243,8 +246,7 @@ class Sequential:
         if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
                 or batch_size < 1):
             raise ValueError(f"{fn}: batch_size must be an integer >= 1, got {batch_size!r}")
-        if not (isinstance(l2, (int, float)) and l2 >= 0 and math.isfinite(l2)):
-            raise ValueError(f"{fn}: l2 must be a number >= 0, got {l2!r}")
+        l2 = _check_l2(fn, l2)
         optimizer = self._optimizer(fn, optimizer)
         X = self._check_X(fn, X)
         if self.n_features is None:
@@ -284,7 +286,8 @@ class Sequential:
                 if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
                     optimizer.lr = schedule(step)
                 Xb, yb = self._gather(X, rows), self._gather(y, rows)
-                loss, n_correct = self._train_step(Xb, yb, l2, optimizer, epoch, b)
+                loss, n_correct = self._train_step(Xb, yb, l2, optimizer,
+                                                   f"at epoch {epoch + 1}, step {b + 1}")
                 total += loss * Xb.shape[0]
                 correct += n_correct
                 seen += Xb.shape[0]
@@ -328,9 +331,34 @@ class Sequential:
         out = self.workspace.array(f"batch{a.ndim}", (len(rows),) + a.shape[1:], a.dtype)
         return np.take(a, rows, axis=0, out=out, mode="clip")  # ("raise" would buffer)
 
-    def _train_step(self, Xb, yb, l2, optimizer, epoch, batch):
+    def train_on_batch(self, X, y, optimizer=None, l2=0.0):
+        """One training step on the batch (X, y), as Keras' ``train_on_batch``: forward, loss,
+        backward and one optimizer update. Returns (loss, accuracy) of the batch before the
+        update.
+
+        optimizer: as in ``fit``; by default the model's optimizer (from ``fit`` or an earlier
+        call; Adam(1e-3) at first). The step is ``fit``'s: workspaces, no large allocations.
+        NaN or inf in X raises ValueError, and a step whose loss or gradients become NaN or inf
+        raises ``TrainingDivergedError``; either way nothing is updated.
+        """
+        fn = "Sequential.train_on_batch"
+        optimizer = self._optimizer(fn, self.optimizer if optimizer is None else optimizer)
+        X = self._check_X(fn, X, finite=False)  # NaN/inf: found by the kernels, named below
+        if self.n_features is None:
+            self.build(X.shape[1])
+        y = self._check_y(fn, y, X.shape[0])
+        l2 = _check_l2(fn, l2)
+        self.optimizer = optimizer
+        try:
+            loss, n_correct = self._train_step(X, y, l2, optimizer, "in train_on_batch")
+        except TrainingDivergedError:
+            self._check_X(fn, X)  # a ValueError naming X when the NaN/inf came with the data
+            raise
+        return loss, n_correct / X.shape[0]
+
+    def _train_step(self, Xb, yb, l2, optimizer, where):
         """One forward, backward and update on checked data; on NaN/inf restore the state
-        before the step."""
+        before the step and raise TrainingDivergedError saying ``where`` it happened."""
         optimizer.check_hyperparameters()  # before anything changes (a schedule sets lr)
         states = [{k: v.copy() for k, v in layer.state().items()} for layer in self.layers]
         try:
@@ -344,7 +372,7 @@ class Sequential:
                 for key, value in state.items():
                     layer.state()[key][...] = value
             raise TrainingDivergedError(
-                f"training diverged at epoch {epoch + 1}, step {batch + 1} ({error}); the model "
+                f"training diverged {where} ({error}); the model "
                 "keeps the parameters of the last good step: lower the learning rate, or check "
                 "the inputs and the initialization") from error
         return loss, n_correct
@@ -435,6 +463,25 @@ def load(path):
         raise ValueError(f"load: {path} is damaged or from an incompatible version "
                          f"({type(error).__name__}: {error})") from None
     return model
+
+
+def _fuse_activations(layers):
+    """Let each BatchNorm apply the Activation layer right after it (one pass over the data
+    instead of two); that Activation then passes its input through."""
+    for layer in layers:
+        if isinstance(layer, Activation):
+            layer.fused = False
+        elif isinstance(layer, BatchNorm):
+            layer.fused_activation = "linear"
+    for layer, following in zip(layers, layers[1:]):
+        if isinstance(layer, BatchNorm) and isinstance(following, Activation):
+            layer.fused_activation, following.fused = following.name, True
+
+
+def _check_l2(fn, l2):
+    if not (isinstance(l2, (int, float)) and l2 >= 0 and math.isfinite(l2)):
+        raise ValueError(f"{fn}: l2 must be a number >= 0, got {l2!r}")
+    return float(l2)
 
 
 def _progress(total, verbose):

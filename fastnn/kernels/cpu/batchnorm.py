@@ -3,13 +3,18 @@
 Each thread takes a block of rows and keeps its own column accumulators (no strided access: the
 inner loop runs along the contiguous feature axis); the blocks' sums are then added in float64.
 Forward reads X twice (statistics; Y = (X - mean) * alpha + beta with alpha = gamma * invstd),
-backward reads X and dY twice (sums of dY and dY * (X - mean); then dX).
+backward reads X and dY twice (sums of dY and dY * (X - mean); then dX). A fused activation
+(A = g(Y), for BatchNorm followed by ReLU and the like) is applied to each row of Y as it is
+written, and its derivative to each row of dA as it is read (dY = dA * g'(A), in a row buffer).
 """
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from fastnn import config
+from fastnn.kernels._names import ACTIVATIONS, LINEAR
 from fastnn.kernels.cpu import _math
+from fastnn.kernels.cpu._activation import activate_in_place, grad_z_row
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import BatchNormCache, NonFiniteError
 
@@ -45,37 +50,49 @@ def _stats_parallel(X, shift, s1, s2):
 
 
 @jit
-def _normalize_rows(X, mean, alpha, beta, Y, r0, r1):
-    """Y = (X - mean) * alpha + beta for rows r0:r1; returns how many Y are NaN or inf."""
+def _normalize_rows(X, mean, alpha, beta, Y, act, r0, r1):
+    """Y = g((X - mean) * alpha + beta) for rows r0:r1; returns how many values before g are
+    NaN or inf."""
     bad = 0
     for i in range(r0, r1):
         x, y = X[i], Y[i]
         for j in range(x.shape[0]):
             y[j] = (x[j] - mean[j]) * alpha[j] + beta[j]
         bad += _math.count_nonfinite(y)
+        activate_in_place(y, act)
     return bad
 
 
 @jit(parallel=True)
-def _normalize_parallel(X, mean, alpha, beta, Y, blocks):
+def _normalize_parallel(X, mean, alpha, beta, Y, act, blocks):
     m = X.shape[0]
     bad = 0
     for t in prange(blocks):
-        bad += _normalize_rows(X, mean, alpha, beta, Y, t * m // blocks, (t + 1) * m // blocks)
+        bad += _normalize_rows(X, mean, alpha, beta, Y, act, t * m // blocks,
+                               (t + 1) * m // blocks)
     return bad
 
 
+@register_jitable
+def _upstream_row(dA, A, act, i, buffer):
+    """Row i of dY = dA * g'(A) (in ``buffer``), or of dA itself without an activation."""
+    if act == LINEAR:
+        return dA[i]
+    grad_z_row(dA[i], A[i], buffer, act)
+    return buffer
+
+
 @jit
-def _grad_sums_rows(dY, X, mean, sdy, sdyx, r0, r1):
+def _grad_sums_rows(dA, A, act, X, mean, sdy, sdyx, r0, r1):
     """sdy += sum(dY), sdyx += sum(dY * (X - mean)) over rows r0:r1, in chunks (as
-    ``_stats_rows``)."""
+    ``_stats_rows``); dY = dA * g'(A)."""
     n = X.shape[1]
-    p1, p2 = np.empty(n, X.dtype), np.empty(n, X.dtype)
+    p1, p2, buffer = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
     for c in range(r0, r1, _CHUNK):
         p1[:] = 0
         p2[:] = 0
         for i in range(c, min(c + _CHUNK, r1)):
-            x, dy = X[i], dY[i]
+            x, dy = X[i], _upstream_row(dA, A, act, i, buffer)
             for j in range(n):
                 p1[j] += dy[j]
                 p2[j] += dy[j] * (x[j] - mean[j])
@@ -85,18 +102,21 @@ def _grad_sums_rows(dY, X, mean, sdy, sdyx, r0, r1):
 
 
 @jit(parallel=True)
-def _grad_sums_parallel(dY, X, mean, sdy, sdyx):
+def _grad_sums_parallel(dA, A, act, X, mean, sdy, sdyx):
     m, blocks = X.shape[0], sdy.shape[0]
     for t in prange(blocks):
-        _grad_sums_rows(dY, X, mean, sdy[t], sdyx[t], t * m // blocks, (t + 1) * m // blocks)
+        _grad_sums_rows(dA, A, act, X, mean, sdy[t], sdyx[t], t * m // blocks,
+                        (t + 1) * m // blocks)
 
 
 @jit
-def _grad_x_rows(dY, X, mean, a, c, d, dX, r0, r1):
-    """dX = a * dY + c * (X - mean) + d for rows r0:r1; returns how many are NaN or inf."""
+def _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, r0, r1):
+    """dX = a * dY + c * (X - mean) + d for rows r0:r1 (dY = dA * g'(A)); returns how many
+    are NaN or inf."""
     bad = 0
+    buffer = np.empty(X.shape[1], X.dtype)
     for i in range(r0, r1):
-        x, dy, dx = X[i], dY[i], dX[i]
+        x, dy, dx = X[i], _upstream_row(dA, A, act, i, buffer), dX[i]
         for j in range(x.shape[0]):
             dx[j] = a[j] * dy[j] + c[j] * (x[j] - mean[j]) + d[j]
         bad += _math.count_nonfinite(dx)
@@ -104,11 +124,12 @@ def _grad_x_rows(dY, X, mean, a, c, d, dX, r0, r1):
 
 
 @jit(parallel=True)
-def _grad_x_parallel(dY, X, mean, a, c, d, dX, blocks):
+def _grad_x_parallel(dA, A, act, X, mean, a, c, d, dX, blocks):
     m = X.shape[0]
     bad = 0
     for t in prange(blocks):
-        bad += _grad_x_rows(dY, X, mean, a, c, d, dX, t * m // blocks, (t + 1) * m // blocks)
+        bad += _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, t * m // blocks,
+                            (t + 1) * m // blocks)
     return bad
 
 
@@ -132,7 +153,7 @@ def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5, out=None):
+                      eps=1e-5, activation="linear", out=None):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
     m = X.shape[0]
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
@@ -151,21 +172,24 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     mean_x, invstd_x = mean.astype(dtype), invstd.astype(dtype)
     Y = np.empty_like(X) if out is None else out
     _rowwise(_normalize_rows, _normalize_parallel, blocks,
-             X, mean_x, (gamma * invstd).astype(dtype), beta, Y)
+             X, mean_x, (gamma * invstd).astype(dtype), beta, Y, ACTIVATIONS.index(activation))
     if training:
         running_mean *= decay
         running_mean += ((1 - decay) * mean).astype(dtype)
         running_var *= decay
         running_var += ((1 - decay) * var * (m / (m - 1))).astype(dtype)
-    return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training)
+    return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training, activation,
+                             None if activation == "linear" else Y)
 
 
 def batchnorm_backward(dY, cache, out=None):
     """Batch normalization backward; see ``fastnn.kernels.batchnorm_backward``."""
-    X, gamma, mean, invstd, training = cache
+    X, gamma, mean, invstd, training, activation, A = cache
+    act = ACTIVATIONS.index(activation)
+    A = dY if A is None else A  # (not read when linear)
     m = X.shape[0]
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
-    dbeta, sdyx = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, X, mean)
+    dbeta, sdyx = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, A, act, X, mean)
     if not (np.isfinite(dbeta).all() and np.isfinite(sdyx).all()):
         raise NonFiniteError
     invstd64 = invstd.astype(np.float64)
@@ -179,7 +203,7 @@ def batchnorm_backward(dY, cache, out=None):
     dX, dgamma_out, dbeta_out = (None, None, None) if out is None else out
     dX = np.empty_like(X) if dX is None else dX
     _rowwise(_grad_x_rows, _grad_x_parallel, blocks,
-             dY, X, mean, a.astype(dtype), c.astype(dtype), d.astype(dtype), dX)
+             dY, A, act, X, mean, a.astype(dtype), c.astype(dtype), d.astype(dtype), dX)
     if out is None:
         return dX, dgamma.astype(dtype), dbeta.astype(dtype)
     dgamma_out[...], dbeta_out[...] = dgamma, dbeta

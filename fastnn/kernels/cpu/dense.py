@@ -9,8 +9,9 @@ import numpy as np
 from numba import prange
 
 from fastnn import config
-from fastnn.kernels._names import ACTIVATIONS, RELU, SIGMOID, TANH
+from fastnn.kernels._names import ACTIVATIONS, LINEAR
 from fastnn.kernels.cpu import _math
+from fastnn.kernels.cpu._activation import activate_in_place, grad_z_row
 from fastnn.kernels.cpu._blas import gemm_sub, output_block, single_threaded_blas
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import NonFiniteError
@@ -26,21 +27,6 @@ def _count_nonfinite_block(M, r0, r1, c0, c1):
 
 
 @jit
-def _activate_in_place(row, act):
-    """row <- g(row) for a 1-D row segment."""
-    zero = row.dtype.type(0)
-    if act == RELU:
-        for j in range(row.shape[0]):
-            row[j] = row[j] if row[j] > zero else zero
-    elif act == TANH:
-        for j in range(row.shape[0]):
-            row[j] = _math.tanh(row[j])
-    elif act == SIGMOID:
-        for j in range(row.shape[0]):
-            row[j] = _math.sigmoid(row[j])
-
-
-@jit
 def _bias_activation(Z, b, act, r0, r1, c0, c1):
     """Z <- g(Z + b) on the block Z[r0:r1, c0:c1]; returns how many Z + b are NaN or inf."""
     bias = b[c0:c1]
@@ -50,7 +36,7 @@ def _bias_activation(Z, b, act, r0, r1, c0, c1):
         for j in range(row.shape[0]):
             row[j] += bias[j]
         bad += _math.count_nonfinite(row)
-        _activate_in_place(row, act)
+        activate_in_place(row, act)
     return bad
 
 
@@ -74,29 +60,14 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
     """dZ = dA * g'(Z) (g' from A) for rows r0:r1; db_part += column sums of those rows.
     Returns how many values of A and dZ are NaN or inf. For "linear", dZ is dA: callers pass
     the same array (nothing is written)."""
-    zero, one = A.dtype.type(0), A.dtype.type(1)
     bad = 0
     for i in range(r0, r1):
-        a, da, dz = A[i], dA[i], dZ[i]
-        if act == RELU:  # zero * da keeps a NaN of dA visible where the unit is off
-            for j in range(dz.shape[0]):
-                d = da[j] if a[j] > zero else zero * da[j]
-                dz[j] = d
-                db_part[j] += d
-        elif act == TANH:
-            for j in range(dz.shape[0]):
-                d = da[j] * (one - a[j] * a[j])
-                dz[j] = d
-                db_part[j] += d
-        elif act == SIGMOID:
-            for j in range(dz.shape[0]):
-                d = da[j] * (a[j] * (one - a[j]))
-                dz[j] = d
-                db_part[j] += d
-        else:
-            for j in range(dz.shape[0]):
-                db_part[j] += da[j]
-        bad += _math.count_nonfinite(a) + _math.count_nonfinite(dz)
+        dz = dZ[i]
+        if act != LINEAR:
+            grad_z_row(dA[i], A[i], dz, act)
+        for j in range(dz.shape[0]):
+            db_part[j] += dz[j]
+        bad += _math.count_nonfinite(A[i]) + _math.count_nonfinite(dz)
     return bad
 
 
@@ -188,7 +159,7 @@ def _activation_rows(Z, A, act, r0, r1):
         a = A[i]
         a[:] = Z[i]
         bad += _math.count_nonfinite(a)
-        _activate_in_place(a, act)
+        activate_in_place(a, act)
     return bad
 
 
