@@ -13,6 +13,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_backward,  # noqa: F401
+                                         dropout_forward, empty, sum_squares, take_rows,
+                                         to_backend, to_host, zeros)
+
 #: A context manager for a run of kernel calls (a backend may set up shared resources once for
 #: them; the CPU backend pins BLAS). Here nothing is needed.
 kernel_scope = contextlib.nullcontext()
@@ -258,3 +262,8 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True):
     mhat = m / (1 - beta1 ** t)
     vhat = v / (1 - beta2 ** t)
     p -= lr * mhat / (np.sqrt(vhat) + eps)
+
+
+def add_scaled(y, alpha, x):
+    """y <- y + alpha * x, in place (an L2 gradient term)."""
+    y += alpha * x

@@ -44,17 +44,20 @@ class Layer:
         """The kernel module of this layer's backend (``fastnn.backend``)."""
         return _backend.get(self.backend)
 
+    def _work(self, name, shape, dtype):
+        """The workspace array ``name``, in the memory of this layer's backend."""
+        return self.workspace.array(name, shape, dtype, self.kernels.empty)
+
     def _like(self, name, a):
         """The workspace array ``name`` of a's shape and dtype."""
-        return self.workspace.array(name, a.shape, a.dtype)
+        return self._work(name, a.shape, a.dtype)
 
     def _output(self, name, X, training, cols=None):
         """Where a training-mode result for X's rows (``cols`` columns, default X's) goes: a
         workspace array; None (a new array) at inference."""
         if not training:
             return None
-        return self.workspace.array(name, (X.shape[0], X.shape[1] if cols is None else cols),
-                                    X.dtype)
+        return self._work(name, (X.shape[0], X.shape[1] if cols is None else cols), X.dtype)
 
     def param_specs(self, n_in):
         """{name: ParamSpec} of the trainable parameters for an input width n_in."""
@@ -122,8 +125,7 @@ class Dense(Layer):
     def backward(self, dA, overwrite_dA=False):
         """dW and db go straight into the model's gradient buffer; dX into a workspace."""
         dX = self._like("dX", self._X) if self.input_grad else None
-        db = self.grads["b"] if self.use_bias else self.workspace.array("db", (self.units,),
-                                                                        dA.dtype)
+        db = self.grads["b"] if self.use_bias else self._work("db", (self.units,), dA.dtype)
         self.kernels.dense_backward(dA, self._X, self.params["W"], self._A, self.activation,
                                     self.input_grad, out=(dX, self.grads["W"], db),
                                     overwrite_dA=overwrite_dA)
@@ -162,7 +164,8 @@ class BatchNorm(Layer):
         super().bind(params, grads)
         n, dtype = params["gamma"].shape[0], params["gamma"].dtype
         if self.running_mean is None or self.running_mean.shape != (n,):
-            self.running_mean, self.running_var = np.zeros(n, dtype), np.ones(n, dtype)
+            self.running_mean = self.kernels.zeros(n, dtype)
+            self.running_var = self.kernels.to_backend(np.ones(n, dtype))
 
     def forward(self, X, training):
         Y, self._cache = self.kernels.batchnorm_forward(
@@ -239,8 +242,8 @@ class Dropout(Layer):
     """Inverted dropout: in training, Y = X * mask / keep_prob with mask ~ Bernoulli(keep_prob)
     and keep_prob = 1 - rate (``rate`` is the drop probability, as in PyTorch and Keras); at
     prediction Y = X. The expected activation is unchanged, so nothing is rescaled at test time.
-    Masks come from the model's seeded generator; ``fixed_mask = True`` keeps the last mask (for
-    gradient checking)."""
+    Each mask is drawn by the backend's ``dropout_forward`` from a seed taken from the model's
+    seeded generator; ``fixed_mask = True`` keeps the last mask (for gradient checking)."""
 
     def __init__(self, rate):
         super().__init__()
@@ -249,27 +252,25 @@ class Dropout(Layer):
         self.rate = float(rate)
         self.rng = np.random.default_rng(0)
         self.fixed_mask = False
-        self._scaled_mask = None
+        self._mask = None
 
     def forward(self, X, training):
         if not training or self.rate == 0.0:
-            self._scaled_mask = None
+            self._mask = None
             return X
-        if not (self.fixed_mask and self._scaled_mask is not None
-                and self._scaled_mask.shape == X.shape):
-            keep = X.dtype.type(1.0 - self.rate)
-            mask = self._like("mask", X)
-            self.rng.random(dtype=X.dtype, out=mask)  # u ~ U[0, 1), then 1[u < keep] / keep
-            np.less(mask, keep, out=mask, casting="unsafe")
-            mask *= 1 / keep
-            self._scaled_mask = mask
-        return np.multiply(X, self._scaled_mask, out=self._like("Y", X))
+        Y = self._like("Y", X)
+        if self.fixed_mask and self._mask is not None and self._mask.shape == X.shape:
+            return self.kernels.dropout_backward(X, self._mask, self.rate, out=Y)  # same mask
+        seed = int(self.rng.integers(2**63))
+        Y, self._mask = self.kernels.dropout_forward(X, self.rate, seed,
+                                                     out=(Y, self._like("mask", X)))
+        return Y
 
     def backward(self, dA, overwrite_dA=False):
-        if self._scaled_mask is None:
+        if self._mask is None:
             return dA
         out = dA if overwrite_dA else self._like("dX", dA)
-        return np.multiply(dA, self._scaled_mask, out=out)
+        return self.kernels.dropout_backward(dA, self._mask, self.rate, out=out)
 
     def config(self):
         return dict(rate=self.rate)

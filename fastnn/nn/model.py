@@ -14,7 +14,7 @@ import zipfile
 import numpy as np
 
 from fastnn import backend as _backend
-from fastnn import kernels, optim
+from fastnn import optim
 from fastnn.data import minibatch_indices
 from fastnn.kernels.reference import NonFiniteError
 from fastnn.nn import initializers
@@ -88,23 +88,30 @@ class Sequential:
             specs.append(layer.param_specs(width))
             width = layer.output_width(width)
         size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
-        self.flat_params = np.zeros(size, self.dtype)
-        self.flat_grads = np.zeros(size, self.dtype)
-        self._regularized, offset = [], 0
+        initial = np.zeros(size, self.dtype)  # initialized on the host, then moved to the backend
+        parts, offset = [], 0  # per layer: (name, spec, slice of the flat buffers)
         for layer, layer_specs in zip(self.layers, specs):
-            params, grads = {}, {}
+            parts.append([])
             for name, spec in layer_specs.items():
-                n = math.prod(spec.shape)
-                params[name] = self.flat_params[offset:offset + n].reshape(spec.shape)
-                grads[name] = self.flat_grads[offset:offset + n].reshape(spec.shape)
+                part = slice(offset, offset + math.prod(spec.shape))
                 if spec.init == "ones":
-                    params[name][...] = 1
+                    initial[part] = 1
                 elif spec.init != "zeros":
-                    params[name][...] = initializers.initialize(
-                        spec.init, spec.shape, rng, self.dtype, getattr(layer, "init_scale", 0.01))
-                if spec.regularized:
-                    self._regularized.append((params[name], grads[name]))
-                offset += n
+                    initial[part] = initializers.initialize(
+                        spec.init, spec.shape, rng, self.dtype,
+                        getattr(layer, "init_scale", 0.01)).ravel()
+                parts[-1].append((name, spec, part))
+                offset = part.stop
+        k = self._kernels()
+        self.flat_params, self.flat_grads = k.to_backend(initial), k.zeros(size, self.dtype)
+        self._regularized = []
+        for layer, layer_parts in zip(self.layers, parts):
+            params = {name: self.flat_params[part].reshape(spec.shape)
+                      for name, spec, part in layer_parts}
+            grads = {name: self.flat_grads[part].reshape(spec.shape)
+                     for name, spec, part in layer_parts}
+            self._regularized += [(params[name], grads[name])
+                                  for name, spec, _ in layer_parts if spec.regularized]
             layer.bind(params, grads)
         for i, layer in enumerate(self.layers):
             layer.input_grad = i > 0  # nothing needs the gradient with respect to the data
@@ -117,16 +124,21 @@ class Sequential:
                                "or build(n_features) first")
 
     def get_weights(self):
-        """A copy of every parameter and running statistic (flat parameters, layer states)."""
-        return self.flat_params.copy(), [{k: v.copy() for k, v in layer.state().items()}
-                                         for layer in self.layers]
+        """Host copies of every parameter and running statistic: (flat parameters, [per layer
+        {state name: array}])."""
+        def host(a):
+            return np.array(self._kernels().to_host(a))
+        return host(self.flat_params), [{k: host(v) for k, v in layer.state().items()}
+                                        for layer in self.layers]
 
     def set_weights(self, weights):
+        """Put back what ``get_weights`` returned."""
         flat, states = weights
-        self.flat_params[...] = flat
+        k = self._kernels()
+        k.assign(self.flat_params, flat)
         for layer, state in zip(self.layers, states):
             for key, value in state.items():
-                layer.state()[key][...] = value
+                k.assign(layer.state()[key], value)
 
     def count_params(self):
         self._require_built("count_params")
@@ -178,17 +190,18 @@ class Sequential:
     def _loss_and_gradients(self, X, y, l2):
         """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class
         ids in range): the training step's path, with no checks and no large allocations."""
+        k = self._kernels()
         logits = self.forward(X, training=True)
-        dZ = self.workspace.array("dlogits", logits.shape, logits.dtype)
-        loss, dZ = self._kernels().softmax_cross_entropy(logits, y, out=dZ)
+        dZ = self.workspace.array("dlogits", logits.shape, logits.dtype, k.empty)
+        loss, dZ = k.softmax_cross_entropy(logits, y, out=dZ)
+        n_correct = k.count_correct(logits, y)
         self._backward(dZ)
         if l2:
             m = X.shape[0]
             for W, dW in self._regularized:
-                loss += l2 / (2 * m) * float(np.dot(W.ravel(), W.ravel()))
-                scaled = self.workspace.array("l2", W.shape, W.dtype)
-                dW += np.multiply(W, self.dtype.type(l2 / m), out=scaled)
-        return loss, int(np.count_nonzero(np.argmax(logits, axis=1) == y))
+                loss += l2 / (2 * m) * k.sum_squares(W)
+                k.add_scaled(dW, l2 / m, W)
+        return loss, n_correct
 
 
     # --- input checks ------------------------------------------------------------------------
@@ -265,6 +278,10 @@ class Sequential:
         if not all(isinstance(c, Callback) for c in callbacks):
             raise TypeError(f"{fn}: callbacks must be fastnn.nn.Callback instances")
 
+        k = self._kernels()  # the data moves to the backend once ("cuda": the device)
+        X, y = k.to_backend(X), k.to_backend(y)
+        if validation_data is not None:
+            X_val, y_val = k.to_backend(X_val), k.to_backend(y_val)
         self.optimizer, self.stop_training, history = optimizer, False, History()
         rng = np.random.default_rng(seed)
         for layer in self.layers:
@@ -298,7 +315,7 @@ class Sequential:
                                          acc=f"{correct / seen:.3f}")
             logs = {"loss": total / seen, "accuracy": correct / seen, "lr": float(optimizer.lr)}
             if validation_data is not None:
-                logs["val_loss"], logs["val_accuracy"] = self.evaluate(X_val, y_val)
+                logs["val_loss"], logs["val_accuracy"] = self._evaluate(X_val, y_val)
             history.append(epoch, logs)
             for c in callbacks:
                 c.on_epoch_end(self, epoch, logs)
@@ -325,11 +342,13 @@ class Sequential:
         return optimizer
 
     def _gather(self, a, rows):
-        """a[rows] (a mini-batch) in a workspace array."""
+        """a[rows] (a mini-batch) in a workspace array; only ``rows`` crosses to the device."""
         if isinstance(rows, slice):
             return a[rows]
-        out = self.workspace.array(f"batch{a.ndim}", (len(rows),) + a.shape[1:], a.dtype)
-        return np.take(a, rows, axis=0, out=out, mode="clip")  # ("raise" would buffer)
+        k = self._kernels()
+        out = self.workspace.array(f"batch{a.ndim}", (len(rows),) + a.shape[1:], a.dtype,
+                                   k.empty)
+        return k.take_rows(a, rows, out)
 
     def train_on_batch(self, X, y, optimizer=None, l2=0.0):
         """One training step on the batch (X, y), as Keras' ``train_on_batch``: forward, loss,
@@ -360,9 +379,10 @@ class Sequential:
         """One forward, backward and update on checked data; on NaN/inf restore the state
         before the step and raise TrainingDivergedError saying ``where`` it happened."""
         optimizer.check_hyperparameters()  # before anything changes (a schedule sets lr)
-        states = [{k: v.copy() for k, v in layer.state().items()} for layer in self.layers]
+        k = self._kernels()
+        states = [{key: k.copy(v) for key, v in layer.state().items()} for layer in self.layers]
         try:
-            with self._kernels().kernel_scope:
+            with k.kernel_scope:
                 loss, n_correct = self._loss_and_gradients(Xb, yb, l2)
                 if not math.isfinite(loss):
                     raise FloatingPointError("the loss is not finite")
@@ -370,7 +390,7 @@ class Sequential:
         except ArithmeticError as error:  # NonFiniteError, FloatingPointError
             for layer, state in zip(self.layers, states):
                 for key, value in state.items():
-                    layer.state()[key][...] = value
+                    k.assign(layer.state()[key], value)
             raise TrainingDivergedError(
                 f"training diverged {where} ({error}); the model "
                 "keeps the parameters of the last good step: lower the learning rate, or check "
@@ -379,26 +399,34 @@ class Sequential:
 
     # --- inference ------------------------------------------------------------------------------
 
+    def _logits(self, fn, X):
+        """Inference-mode logits of X (checked, moved to the backend)."""
+        self._require_built(fn)
+        return self.forward(self._kernels().to_backend(self._check_X(f"Sequential.{fn}", X)))
+
     def predict_proba(self, X):
-        """Class probabilities softmax(logits), (n_samples, n_classes)."""
-        self._require_built("predict_proba")
-        X = self._check_X("Sequential.predict_proba", X)
-        return kernels.softmax(self.forward(X), backend=self.backend)
+        """Class probabilities softmax(logits), (n_samples, n_classes), a NumPy array."""
+        k = self._kernels()
+        return np.asarray(k.to_host(k.softmax(self._logits("predict_proba", X))))
 
     def predict(self, X):
-        """Predicted class ids (n_samples,)."""
-        self._require_built("predict")
-        X = self._check_X("Sequential.predict", X)
-        return np.argmax(self.forward(X), axis=1)
+        """Predicted class ids (n_samples,), a NumPy array."""
+        return np.argmax(self._kernels().to_host(self._logits("predict", X)), axis=1)
 
     def evaluate(self, X, y):
         """(mean cross-entropy, accuracy) on (X, y), in inference mode (no L2 term)."""
         self._require_built("evaluate")
         X = self._check_X("Sequential.evaluate", X)
         y = self._check_y("Sequential.evaluate", y, X.shape[0])
+        k = self._kernels()
+        return self._evaluate(k.to_backend(X), k.to_backend(y))
+
+    def _evaluate(self, X, y):
+        """``evaluate`` on checked data already on the backend."""
+        k = self._kernels()
         logits = self.forward(X)
-        loss, _ = kernels.softmax_cross_entropy(logits, y, backend=self.backend)
-        return loss, float(np.mean(np.argmax(logits, axis=1) == y))
+        loss, _ = k.softmax_cross_entropy(logits, y)
+        return loss, k.count_correct(logits, y) / X.shape[0]
 
     # --- saving -----------------------------------------------------------------------------------
 
@@ -409,9 +437,10 @@ class Sequential:
         header = {"format": FORMAT, "loss": self.loss, "dtype": self.dtype.name,
                   "n_features": self.n_features,
                   "layers": [[type(layer).__name__, layer.config()] for layer in self.layers]}
-        arrays = {"params": self.flat_params}
-        for i, layer in enumerate(self.layers):
-            for key, value in layer.state().items():
+        flat, states = self.get_weights()
+        arrays = {"params": flat}
+        for i, state in enumerate(states):
+            for key, value in state.items():
                 arrays[f"layer{i}.{key}"] = value
         if self.optimizer is not None:
             values = self.optimizer.state_dict()  # plain values, and "state": {name: [arrays]}
@@ -431,9 +460,9 @@ class Sequential:
         return "\n".join(lines + [f"total params {self.count_params()}"])
 
 
-def load(path):
-    """Load a model written by ``Sequential.save``; raises ValueError for a file that is not a
-    fastnn model or is truncated."""
+def load(path, backend=None):
+    """Load a model written by ``Sequential.save`` onto ``backend`` (default: the default
+    backend); raises ValueError for a file that is not a fastnn model or is truncated."""
     try:
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
@@ -446,18 +475,17 @@ def load(path):
                          f"{header.get('format')!r}, expected {FORMAT!r})")
     try:
         layers = [LAYERS[name](**config) for name, config in header["layers"]]
-        model = Sequential(layers, loss=header["loss"], dtype=header["dtype"])
+        model = Sequential(layers, loss=header["loss"], dtype=header["dtype"], backend=backend)
         model.build(header["n_features"])
-        model.flat_params[...] = arrays["params"]
-        for i, layer in enumerate(model.layers):
-            for key, value in layer.state().items():
-                value[...] = arrays[f"layer{i}.{key}"]
+        model.set_weights((arrays["params"], [{key: arrays[f"layer{i}.{key}"]
+                                               for key in layer.state()}
+                                              for i, layer in enumerate(model.layers)]))
         if "optimizer" in header:
             info = header["optimizer"]
             values = dict(info["values"])
             values["state"] = {name: [arrays[f"optimizer.{name}.{j}"] for j in range(n)]
                                for name, n in info["state"].items()}
-            model.optimizer = getattr(optim, values["optimizer"])()
+            model.optimizer = getattr(optim, values["optimizer"])(backend=backend)
             model.optimizer.load_state_dict(values)
     except (KeyError, TypeError, ValueError) as error:
         raise ValueError(f"load: {path} is damaged or from an incompatible version "

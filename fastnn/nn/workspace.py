@@ -1,5 +1,6 @@
 """Workspaces: arrays kept from one training step to the next, so that a step allocates nothing
-large after the first (NumPy would otherwise allocate, and the OS zero, every result anew)."""
+large after the first (NumPy would otherwise allocate, and the OS zero, every result anew; on a
+GPU every allocation would synchronize)."""
 import math
 
 import numpy as np
@@ -13,11 +14,13 @@ class Workspace:
     def __init__(self):
         self._buffers = {}
 
-    def array(self, name, shape, dtype):
+    def array(self, name, shape, dtype, empty=np.empty):
+        """The array ``name`` of ``shape`` and ``dtype``; ``empty(n, dtype)`` allocates the
+        buffer (a backend's allocator: device memory for "cuda")."""
         n = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < n or buffer.dtype != dtype:
-            buffer = self._buffers[name] = np.empty(n, dtype)
+            buffer = self._buffers[name] = empty(n, dtype)
         return buffer[:n].reshape(shape)
 
     def clear(self):

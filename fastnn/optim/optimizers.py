@@ -126,7 +126,8 @@ class Optimizer:
     def _make_state(self, params):
         """The state arrays (zeros like each parameter) at the first step."""
         if self._spec is None:
-            self._state = [{k: np.zeros_like(p) for k in self.state_names} for p in params]
+            zeros = _backend.get(self.backend).zeros  # (device memory for "cuda")
+            self._state = [{k: zeros(p.shape, p.dtype) for k in self.state_names} for p in params]
             self._spec = [(p.shape, p.dtype) for p in params]
 
     # --- saving ----------------------------------------------------------------------------------
@@ -138,7 +139,9 @@ class Optimizer:
         d = {"optimizer": type(self).__name__}
         d.update((k, float(getattr(self, k))) for k in self.hyperparameters)
         d["t"] = self.t
-        d["state"] = {k: [s[k].copy() for s in self._state or ()] for k in self.state_names}
+        to_host = _backend.get(self.backend).to_host
+        d["state"] = {k: [np.array(to_host(s[k])) for s in self._state or ()]
+                      for k in self.state_names}
         return d
 
     def load_state_dict(self, d):
@@ -191,7 +194,9 @@ class Optimizer:
                                      f"the shape and dtype of the other state of parameter {i}")
                 if not np.isfinite(a).all():
                     raise ValueError(f"{fn}: state {k!r}[{i}] contains NaN or inf")
-            state.append({k: np.array(a, order="C") for k, a in zip(self.state_names, arrays)})
+            to_backend = _backend.get(self.backend).to_backend
+            state.append({k: to_backend(np.array(a, order="C"))
+                          for k, a in zip(self.state_names, arrays)})
         return state
 
 

@@ -24,7 +24,7 @@ from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import NonFiniteError
 
-__all__ = ["adam_update", "momentum_update", "rmsprop_update", "sgd_update"]
+__all__ = ["adam_update", "add_scaled", "momentum_update", "rmsprop_update", "sgd_update"]
 
 
 # --- per-block loops (serial) and their parallel drivers -----------------------------------------
@@ -163,6 +163,12 @@ def _update(block, parallel, p, g, states, scalars, check_finite):
         block(*arrays, *scalars, 0, n)
     elif parallel(*arrays, *scalars, blocks, bool(check_finite)):
         raise NonFiniteError
+
+
+def add_scaled(y, alpha, x):
+    """y <- y + alpha * x in place, with no temporary (an L2 gradient term)."""
+    flat_y = _flat(y, "y")
+    _sgd_block(flat_y, x.reshape(-1), y.dtype.type(-alpha), 0, flat_y.shape[0])
 
 
 def sgd_update(p, g, lr, check_finite=True):
