@@ -39,7 +39,7 @@ def test_set_and_get_round_trip():
     assert fastnn.get_backend() == before
 
 
-@pytest.mark.parametrize("name", ["cuda", "gpu", "CPU", "", None, 3])
+@pytest.mark.parametrize("name", ["tpu", "gpu", "CPU", "", None, 3])
 def test_unknown_names_are_rejected_and_change_nothing(name):
     before = fastnn.get_backend()
     with pytest.raises(ValueError, match="unknown backend"):
@@ -118,3 +118,38 @@ def test_default_backend_equals_explicit_cpu(rng, fn):
                 np.testing.assert_array_equal(got, want)
     finally:
         fastnn.set_backend(before)
+
+
+def _run_without_simulator(code):
+    """Run ``code`` in a fresh interpreter with the CUDA simulator off (this machine has no GPU)."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "0"}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_import_never_touches_the_gpu_and_cuda_says_why_it_cannot_run():
+    from fastnn.kernels.cuda import gpu_available
+
+    if gpu_available() and not __import__("numba").config.ENABLE_CUDASIM:
+        pytest.skip("a real GPU is present")
+    result = _run_without_simulator(
+        "import sys, numpy as np, fastnn\n"
+        "assert 'numba.cuda' not in sys.modules, 'import fastnn loaded numba.cuda'\n"
+        "try:\n"
+        "    fastnn.set_backend('cuda')\n"
+        "except RuntimeError as error:\n"
+        "    print('ERROR', error)\n"
+        "print('DEFAULT', fastnn.get_backend())\n"
+        "try:\n"
+        "    fastnn.kernels.softmax(np.ones((2, 3)), backend='cuda')\n"
+        "except RuntimeError as error:\n"
+        "    print('KERNEL', error)\n")
+    assert result.returncode == 0, result.stderr
+    assert "ERROR fastnn's CUDA backend cannot run:" in result.stdout
+    assert 'pip install "fastnn[cuda]"' in result.stdout
+    assert "DEFAULT cpu" in result.stdout  # nothing changed
+    assert "KERNEL fastnn's CUDA backend cannot run" in result.stdout

@@ -134,17 +134,17 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     vectors = {}
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
                     ("running_var", running_var)):
-        if name.startswith("running") and not (isinstance(v, np.ndarray) and v.flags.writeable
-                                               and v.flags.c_contiguous):
+        if name.startswith("running") and not check.is_device_array(v) and not (
+                isinstance(v, np.ndarray) and v.flags.writeable and v.flags.c_contiguous):
             raise TypeError(f"{fn}: {name} must be a writable C-contiguous NumPy array (it is "
                             f"updated in place), got {type(v).__name__}")
         vectors[name] = check.float_array(fn, name, v, 1)
         check.shape(fn, name, vectors[name], (X.shape[1],), "(one value per column of X)")
     check.same_dtype(fn, X=X, **vectors)
     check.finite(fn, **vectors)
-    if np.any(vectors["running_var"] < 0):
+    if np.any(check.to_host(vectors["running_var"]) < 0):
         raise ValueError(f"{fn}: running_var must be >= 0, got a minimum of "
-                         f"{vectors['running_var'].min()}")
+                         f"{check.to_host(vectors['running_var']).min()}")
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"{fn}: training must be True or False, got {training!r}")
     if training and X.shape[0] < 2:
@@ -218,7 +218,7 @@ def softmax_cross_entropy(Z, y, *, out=None, backend=None):
     """
     fn = "softmax_cross_entropy"
     Z = _logits(fn, Z)
-    y = np.asarray(y)
+    y = y if check.is_device_array(y) else np.asarray(y)
     if y.ndim == 1:
         check.class_labels(fn, "y", y, Z.shape[0], Z.shape[1])
     elif y.ndim == 2:

@@ -66,15 +66,27 @@ def step_count(fn, name, value):
 
 
 def _float_ndarray(fn, name, a):
-    if not isinstance(a, np.ndarray):
+    if check.is_device_array(a):  # (C-contiguous and float: checked on a Numba view)
+        a = check.float_array(fn, name, a, len(a.shape))
+    elif not isinstance(a, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a NumPy array, got {type(a).__name__}")
     if a.dtype not in check.FLOAT_DTYPES:
         raise TypeError(f"{fn}: {name} must have dtype float32 or float64, got {a.dtype}")
+    return a
 
 
 def arrays(fn, p, g, **states):
-    """Check the arrays of an update (see the module doc); returns g, C-contiguous."""
+    """Check the arrays of an update (see the module doc); returns g, C-contiguous. Device
+    arrays (the "cuda" backend) are checked for dtype, shape and layout only."""
     updated = {"p": p, **states}
+    if check.is_device_array(p):
+        for name, a in {**updated, "g": g}.items():
+            updated[name] = _float_ndarray(fn, name, a)
+        g = updated.pop("g")
+        check.same_dtype(fn, g=g, **updated)
+        for name, a in {**updated, "g": g}.items():
+            check.shape(fn, name, a, updated["p"].shape, "(the shape of p)")
+        return g
     for name, a in updated.items():
         _float_ndarray(fn, name, a)
         if not a.flags.writeable:

@@ -2,6 +2,11 @@
 
 Each check raises TypeError (wrong kind or dtype) or ValueError (wrong shape or value) with a
 message that names the function, the argument, what was expected and what was received.
+
+CUDA device arrays (Numba device arrays, or anything with ``__cuda_array_interface__`` such as
+CuPy arrays) pass through as they are, for the "cuda" backend: their dtype, shape and layout are
+checked here, and small ones (batch-norm vectors, labels) are copied to the host for the value
+checks; large ones are checked for NaN/inf by the kernels, as host arrays are.
 """
 import numbers
 
@@ -14,9 +19,34 @@ def _fail(exc, fn, message):
     raise exc(f"{fn}: {message}")
 
 
+def is_device_array(a):
+    """A CUDA device array: a Numba device array or an object with ``__cuda_array_interface__``."""
+    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
+
+
+def _device_view(fn, name, a):
+    """A Numba view of a device array (no copy), which must be C-contiguous."""
+    from fastnn.kernels.cuda._arrays import device_view  # (numba.cuda only when needed)
+    try:
+        return device_view(a, name)
+    except TypeError as error:
+        _fail(TypeError, fn, str(error))
+
+
+def to_host(a):
+    """A NumPy copy of a device array; a host array as it is."""
+    if is_device_array(a):
+        from fastnn.kernels.cuda._arrays import device_view
+        return device_view(a).copy_to_host()
+    return np.asarray(a)
+
+
 def float_array(fn, name, a, ndim):
-    """``a`` as a C-contiguous float32/float64 array with ``ndim`` dims and no empty axis."""
-    if not isinstance(a, np.ndarray):
+    """``a`` as a C-contiguous float32/float64 array with ``ndim`` dims and no empty axis (a
+    device array: a Numba view of it, checked the same way)."""
+    if is_device_array(a):
+        a = _device_view(fn, name, a)
+    elif not isinstance(a, np.ndarray):
         if not hasattr(a, "__array__") and not isinstance(a, (list, tuple)):
             _fail(TypeError, fn, f"{name} must be a NumPy array, got {type(a).__name__}")
         a = np.asarray(a)
@@ -28,6 +58,8 @@ def float_array(fn, name, a, ndim):
     if 0 in a.shape:
         what = "an empty batch" if a.shape[0] == 0 and ndim == 2 else "empty"
         _fail(ValueError, fn, f"{name} is {what}: shape {a.shape}")
+    if is_device_array(a):
+        return a
     a = np.ascontiguousarray(a)
     if a.strides != _c_strides(a):  # e.g. one row with a 0 stride: C-contiguous, not canonical
         a = a.copy()
@@ -75,6 +107,7 @@ def finite(fn, **arrays):
     """Every given array is free of NaN and inf (meant for small arrays; large ones are checked
     inside the kernels at no extra pass)."""
     for name, a in arrays.items():
+        a = None if a is None else to_host(a)
         if a is not None and not np.isfinite(a).all():
             where = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
             _fail(ValueError, fn, f"{name} contains NaN or inf (first at index {where})")
@@ -89,9 +122,16 @@ def nonfinite_result(fn, **arrays):
 
 def output(fn, name, out, shape, dtype, inputs):
     """``out`` is None or a writable C-contiguous array of ``shape`` and ``dtype`` that shares no
-    memory with ``inputs`` (results are written while inputs are still read)."""
+    memory with ``inputs`` (results are written while inputs are still read; not checked for
+    device arrays)."""
     if out is None:
         return None
+    if is_device_array(out):
+        out = _device_view(fn, name, out)
+        if out.dtype != dtype or out.shape != tuple(shape):
+            _fail(ValueError, fn, f"{name} must have shape {tuple(shape)} and dtype {dtype}, "
+                                  f"got {out.shape} and {out.dtype}")
+        return out
     if not isinstance(out, np.ndarray):
         _fail(TypeError, fn, f"{name} must be a NumPy array or None, got {type(out).__name__}")
     if out.dtype != dtype:
@@ -101,7 +141,7 @@ def output(fn, name, out, shape, dtype, inputs):
     if not (out.flags.writeable and out.flags.c_contiguous):
         _fail(TypeError, fn, f"{name} must be a writable C-contiguous array")
     for a in inputs:
-        if a is not None and np.may_share_memory(out, a):
+        if isinstance(a, np.ndarray) and np.may_share_memory(out, a):
             _fail(ValueError, fn, f"{name} shares memory with an input; give it its own array")
     return out
 
@@ -124,16 +164,18 @@ def outputs(fn, out, specs, inputs):
             checked.append(output(fn, f"out's {name}", entry, shape, dtype, inputs))
     for i, a in enumerate(checked):
         for b in checked[i + 1:]:
-            if a is not None and b is not None and np.may_share_memory(a, b):
+            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and \
+                    np.may_share_memory(a, b):
                 _fail(ValueError, fn, "the arrays of out share memory; give each its own")
     return tuple(checked)
 
 
 def class_labels(fn, name, y, n_rows, n_classes):
-    """Integer class indices (n_rows,) in [0, n_classes)."""
-    if y.dtype.kind not in "iu":
+    """Integer class indices (n_rows,) in [0, n_classes) (device labels: checked on a copy)."""
+    if np.dtype(y.dtype).kind not in "iu":
         _fail(TypeError, fn, f"{name} as class indices must have an integer dtype, got {y.dtype}")
     shape(fn, name, y, (n_rows,), "(one class index per row of Z)")
+    y = to_host(y)
     low, high = int(y.min()), int(y.max())
     if low < 0 or high >= n_classes:
         bad = low if low < 0 else high
