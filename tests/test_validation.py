@@ -359,7 +359,7 @@ def test_unknown_activation(backend, fn, activation):
 
 
 @pytest.mark.parametrize("fn", FUNCTIONS)
-@pytest.mark.parametrize("backend", ["cuda", "gpu", "CPU", 3, ""])
+@pytest.mark.parametrize("backend", ["tpu", "gpu", "CPU", 3, ""])
 def test_unknown_backend(fn, backend):
     with raises(ValueError, "unknown backend", repr(backend), "numpy, cpu"):
         call(fn, backend, **valid_args(fn))
