@@ -33,3 +33,39 @@ OPTIM_PARALLEL_MIN_ELEMENTS = 1 << 15
 #: Standalone activation layers (one read, one write per element): parallel already wins at 16K
 #: elements (relu forward 11 vs 13 us; 45 vs 71 us at 128K).
 ACTIVATION_PARALLEL_MIN_ELEMENTS = 1 << 14
+
+# --- CUDA backend (fastnn.kernels.cuda) ----------------------------------------------------------
+# Read by the kernels at call time, so tests can shrink them (monkeypatch) and run the multi-block
+# paths in Numba's CUDA simulator. Sizes that set a kernel's shared-memory arrays are compile-time
+# constants there: each distinct setting compiles its own kernel (cached per setting).
+
+#: Threads per block of the grid-stride kernels (activations, batch norm's elementwise pass,
+#: optimizer updates, dropout, NaN/inf counts) and the most blocks one launch uses; each thread
+#: loops over the elements beyond (a grid-stride loop). 1024 blocks of 256 threads fill a GPU of
+#: up to ~128 SMs with 2048 resident threads each.
+CUDA_THREADS_PER_BLOCK = 256
+CUDA_MAX_BLOCKS = 1024
+
+#: Tiled matrix product (dense layers): a block of CUDA_GEMM_THREADS_Y x CUDA_GEMM_THREADS_X
+#: threads computes a tile of (THREADS_Y * REGS_M) x (THREADS_X * REGS_N) outputs, each thread
+#: REGS_M x REGS_N of them held in registers, stepping CUDA_GEMM_TILE_K along the inner dimension
+#: through shared memory. Defaults: 64 x 64 tiles, 256 threads, 16 outputs per thread.
+CUDA_GEMM_THREADS_X = 16
+CUDA_GEMM_THREADS_Y = 16
+CUDA_GEMM_REGS_M = 4
+CUDA_GEMM_REGS_N = 4
+CUDA_GEMM_TILE_K = 16
+
+#: Column sums (batch norm statistics and gradient sums, the dense bias gradient): a block of
+#: CUDA_REDUCE_COLS x CUDA_REDUCE_ROW_THREADS threads (a power of two) sums
+#: CUDA_REDUCE_ROWS_PER_BLOCK rows of CUDA_REDUCE_COLS adjacent columns; the blocks' partial sums
+#: are then summed the same way until one row is left.
+CUDA_REDUCE_COLS = 32
+CUDA_REDUCE_ROW_THREADS = 8
+CUDA_REDUCE_ROWS_PER_BLOCK = 256
+
+#: Softmax family: a block of CUDA_SOFTMAX_THREADS threads (a power of two) works on several rows
+#: at once, each row shared by min(CUDA_SOFTMAX_ROW_THREADS, C rounded up to a power of two)
+#: threads (32: a warp per row).
+CUDA_SOFTMAX_THREADS = 128
+CUDA_SOFTMAX_ROW_THREADS = 32

@@ -26,7 +26,7 @@ def is_device_array(a):
 
 def _device_view(fn, name, a):
     """A Numba view of a device array (no copy), which must be C-contiguous."""
-    from fastnn.kernels.cuda._arrays import device_view  # (numba.cuda only when needed)
+    from fastnn.kernels.cuda._transfer import device_view  # (numba.cuda only when needed)
     try:
         return device_view(a, name)
     except TypeError as error:
@@ -36,7 +36,7 @@ def _device_view(fn, name, a):
 def to_host(a):
     """A NumPy copy of a device array; a host array as it is."""
     if is_device_array(a):
-        from fastnn.kernels.cuda._arrays import device_view
+        from fastnn.kernels.cuda._transfer import device_view
         return device_view(a).copy_to_host()
     return np.asarray(a)
 

@@ -1,0 +1,119 @@
+"""Dense layer and activation kernels on the GPU.
+
+Forward: A = g(X @ W + b), one tiled product with the bias and g fused into its epilogue.
+Backward: dZ = dA * g'(Z) (g' from A) and db = column sums of dZ in one block-reduction pass, then
+dX = dZ @ W.T and dW = X.T @ dZ as tiled products that read W and X transposed in place. dZ is
+dA itself for a linear layer, and is written over dA when that is allowed (``overwrite_dA``, or a
+host dA, whose device copy is the kernel's own).
+X: (m, n_in); W: (n_in, n_out); b, db: (n_out,); A, dA, dZ: (m, n_out).
+"""
+from numba import cuda
+
+from fastnn.kernels._names import ACTIVATIONS, LINEAR
+from fastnn.kernels.cuda._colsum import GRAD_Z, column_sums
+from fastnn.kernels.cuda._gemm import gemm
+from fastnn.kernels.cuda._launch import count_nonfinite, stride_grid
+from fastnn.kernels.cuda._math import activate, activation_grad, add_count, nonfinite
+from fastnn.kernels.cuda._transfer import DeviceCall, flat, is_device_array, split_out
+
+
+@cuda.jit
+def _activation_kernel(Z, A, act, bad):
+    """A = g(Z) over flat arrays; counts NaN/inf in Z."""
+    zero, one = Z.dtype.type(0), Z.dtype.type(1)
+    count = 0
+    for i in range(cuda.grid(1), Z.size, cuda.gridsize(1)):
+        z = Z[i]
+        count += nonfinite(z)
+        A[i] = activate(z, act, zero, one)
+    add_count(bad, count)
+
+
+@cuda.jit
+def _activation_grad_kernel(dA, A, dZ, act, bad):
+    """dZ = dA * g'(Z) (g' from A) over flat arrays; counts NaN/inf in A and dZ."""
+    zero, one = A.dtype.type(0), A.dtype.type(1)
+    count = 0
+    for i in range(cuda.grid(1), A.size, cuda.gridsize(1)):
+        a = A[i]
+        dz = activation_grad(dA[i], a, act, zero, one)
+        dZ[i] = dz
+        count += nonfinite(a) + nonfinite(dz)
+    add_count(bad, count)
+
+
+@cuda.jit
+def _store_kernel(src, dst, bad):
+    """dst = src (cast to dst's dtype) over flat arrays; counts NaN/inf in dst."""
+    count = 0
+    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
+        v = dst.dtype.type(src[i])
+        dst[i] = v
+        count += nonfinite(v)
+    add_count(bad, count)
+
+
+def _elementwise(kernel, inputs, activation, out):
+    """Run a flat activation kernel over same-shaped ``inputs``; returns its (m, n) result."""
+    call = DeviceCall(*inputs, out)
+    devices = [call.read(a) for a in inputs]
+    result = call.output(out, devices[0].shape, devices[0].dtype)
+    blocks, threads = stride_grid(result.size)
+    kernel[blocks, threads](*map(flat, devices), flat(result), _code(activation), call.bad)
+    return call.finish(result)
+
+
+def _code(activation):
+    """The activation's code (None is linear)."""
+    return ACTIVATIONS.index("linear" if activation is None else activation)
+
+
+def activation_forward(Z, activation, out=None):
+    """A = g(Z) elementwise, g in linear, relu, tanh, sigmoid. Z: (m, n) -> A (m, n)."""
+    return _elementwise(_activation_kernel, (Z,), activation, out)
+
+
+def activation_backward(dA, A, activation, out=None):
+    """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n) -> dZ (m, n)."""
+    return _elementwise(_activation_grad_kernel, (dA, A), activation, out)
+
+
+def dense_forward(X, W, b=None, activation="linear", out=None):
+    """A = g(X @ W + b). X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None -> A (m, n_out)."""
+    call = DeviceCall(X, W, b, out)
+    Xd, Wd, bd = call.read(X, "X"), call.read(W, "W"), call.read(b, "b")
+    A = call.output(out, (Xd.shape[0], Wd.shape[1]), Xd.dtype)
+    gemm(Xd, Wd, A, call.bad, bias=bd, act=_code(activation))
+    return call.finish(A)
+
+
+def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
+                   overwrite_dA=False):
+    """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
+
+    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
+    db (n_out,)); dX is None when ``input_grad`` is false. ``out``: (dX or None, dW, db).
+    ``overwrite_dA``: a device dA may be overwritten with dZ (saves a buffer).
+    """
+    out_dX, out_dW, out_db = split_out(out, 3)
+    call = DeviceCall(dA, X, W, A, out_dX, out_dW, out_db)
+    dAd, Xd, Wd, Ad = (call.read(a, name) for a, name in ((dA, "dA"), (X, "X"), (W, "W"),
+                                                          (A, "A")))
+    (m, n_in), n_out, dtype = Xd.shape, Wd.shape[1], Xd.dtype
+    act = _code(activation)
+    reuse = act == LINEAR or overwrite_dA or not is_device_array(dA)
+    dZ = dAd if reuse else cuda.device_array((m, n_out), dtype)
+    sums = column_sums(GRAD_Z, Ad, call.bad, D=dAd, E=dZ, act=act)
+    db = call.output(out_db, (n_out,), dtype, "out[2] (db)")
+    blocks, threads = stride_grid(n_out)
+    _store_kernel[blocks, threads](flat(sums), db, call.bad)
+    dX = None
+    if input_grad:
+        dX = call.output(out_dX, (m, n_in), dtype, "out[0] (dX)")
+        gemm(dZ, Wd, dX, call.bad, trans_b=True)
+    else:
+        count_nonfinite(call.bad, flat(Wd))
+    dW = call.output(out_dW, (n_in, n_out), dtype, "out[1] (dW)")
+    gemm(Xd, dZ, dW, call.bad, trans_a=True)
+    return call.finish(dX, dW, db)
+
