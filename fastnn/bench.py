@@ -140,32 +140,42 @@ def softmax_case(m, c, rng, torch):
     return Case("softmax", (m, c), run, torch_run, nbytes=2.0 * m * c * 4)
 
 
-def mlp_step(batch, backend, seed=0):
-    """One training step (forward, loss, backward, Adam update) of a 784-256-256-10 MLP with batch
-    norm and ReLU on random data, as a closure."""
+#: Layer widths of the benchmarked MLP: 784 inputs, two hidden layers of 256, 10 classes.
+MLP_WIDTHS = (784, 256, 256, 10)
+
+
+def _mlp_data(batch, widths, seed):
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal((batch, widths[0]), dtype=np.float32),
+            rng.integers(0, widths[-1], batch))
+
+
+def mlp_step(batch, backend, seed=0, widths=MLP_WIDTHS):
+    """One training step (forward, loss, backward, Adam update) of an MLP with batch norm and
+    ReLU after each hidden Dense layer (``widths``: inputs, hidden..., classes) on random data,
+    as a closure (``Sequential.train_on_batch``; the data on the backend: the device for
+    "cuda")."""
+    from fastnn import backend as fastnn_backend
     from fastnn import optim
     from fastnn.nn import BatchNorm, Dense, ReLU, Sequential
 
-    rng = np.random.default_rng(seed)
-    X = rng.standard_normal((batch, 784), dtype=np.float32)
-    y = rng.integers(0, 10, batch)
-    model = Sequential([Dense(256, use_bias=False), BatchNorm(), ReLU(),
-                        Dense(256, use_bias=False), BatchNorm(), ReLU(), Dense(10)],
-                       backend=backend).build(784, seed)
+    k = fastnn_backend.get(backend)
+    X, y = (k.to_backend(a) for a in _mlp_data(batch, widths, seed))
+    layers = [layer for width in widths[1:-1]
+              for layer in (Dense(width, use_bias=False), BatchNorm(), ReLU())]
+    model = Sequential(layers + [Dense(widths[-1])], backend=backend).build(widths[0], seed)
     optimizer = optim.Adam(1e-3, backend=backend)
     return lambda: model.train_on_batch(X, y, optimizer)
 
 
-def torch_mlp_step(batch, torch, seed=0):
-    """The same training step in PyTorch (CPU, eager, autograd, torch.optim.Adam)."""
+def torch_mlp_step(batch, torch, seed=0, widths=MLP_WIDTHS, device="cpu"):
+    """The same training step in PyTorch (eager, autograd, torch.optim.Adam) on ``device``."""
     nn = torch.nn
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    X = torch.from_numpy(rng.standard_normal((batch, 784), dtype=np.float32))
-    y = torch.from_numpy(rng.integers(0, 10, batch))
-    model = nn.Sequential(nn.Linear(784, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
-                          nn.Linear(256, 256, bias=False), nn.BatchNorm1d(256), nn.ReLU(),
-                          nn.Linear(256, 10))
+    X, y = (torch.from_numpy(a).to(device) for a in _mlp_data(batch, widths, seed))
+    layers = [layer for n_in, n_out in zip(widths[:-2], widths[1:-1])
+              for layer in (nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), nn.ReLU())]
+    model = nn.Sequential(*layers, nn.Linear(widths[-2], widths[-1])).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
 
     def step():
@@ -178,9 +188,14 @@ def torch_mlp_step(batch, torch, seed=0):
 def training_step_case(batch, torch):
     steps = {backend: mlp_step(batch, backend) for backend in ("numpy", "cpu")}
     torch_run = None if torch is None else torch_mlp_step(batch, torch)
-    flops = 3 * 2.0 * batch * (784 * 256 + 256 * 256 + 256 * 10)
-    return Case("MLP train step", (batch, 784, 256, 256, 10), lambda backend: steps[backend](),
-                torch_run, flops=flops)
+    return Case("MLP train step", (batch, *MLP_WIDTHS), lambda backend: steps[backend](),
+                torch_run, flops=mlp_step_flops(batch))
+
+
+def mlp_step_flops(batch, widths=MLP_WIDTHS):
+    """Floating-point operations of the matrix products of one training step (forward and the
+    two backward products per layer)."""
+    return 3 * 2.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
 def cases(quick=False, seed=0):

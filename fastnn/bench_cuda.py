@@ -347,12 +347,18 @@ def dropout_case(m, n, libs, seed=0, rate=0.5):
                 others, nbytes=3.0 * m * n * 4)
 
 
-def training_step_case(batch, libs):
-    """HOOK, to be written with the "cuda" backend of ``fastnn.backend``: a Case for one training
-    step (forward, loss, backward, Adam) of the 784-256-256-10 MLP with batch norm on the GPU (as
-    ``fastnn.bench.mlp_step`` does on the CPU), against the same step in PyTorch. Returns None
-    until then, and the table says that the row is pending."""
-    return None
+def training_step_case(batch, libs, widths=None):
+    """One training step (forward, loss, backward, Adam) of the 784-256-256-10 MLP with batch
+    norm and ReLU, model and data on the GPU (``fastnn.bench.mlp_step`` on backend "cuda"),
+    against the same step in PyTorch CUDA (eager). ``widths``: other layer widths (tests)."""
+    from fastnn import bench
+
+    widths = widths or bench.MLP_WIDTHS
+    others = {}
+    if "torch" in libs:
+        others["torch"] = bench.torch_mlp_step(batch, libs["torch"], widths=widths, device="cuda")
+    return Case("MLP train step", (batch, *widths), bench.mlp_step(batch, "cuda", widths=widths),
+                others, flops=bench.mlp_step_flops(batch, widths))
 
 
 def cases(libs, quick=False):
@@ -366,8 +372,7 @@ def cases(libs, quick=False):
         rows += [dense_case(4096, 1024, 1024, libs), batchnorm_case(65536, 256, libs),
                  cross_entropy_case(65536, 100, libs), softmax_case(4096, 1000, libs),
                  adam_case(4_000_000, libs), dropout_case(4096, 1024, libs)]
-    steps = (training_step_case(batch, libs) for batch in TRAINING_STEP_BATCHES)
-    return rows + [step for step in steps if step is not None]
+    return rows + [training_step_case(batch, libs) for batch in TRAINING_STEP_BATCHES]
 
 
 # --- the table -----------------------------------------------------------------------------------
@@ -408,7 +413,4 @@ def run(quick=False, out=print):
         out(f"{case.kernel:<20}{'x'.join(map(str, case.shape)):<18}{t['fastnn'] * 1e3:10.3f}"
             f"{cells}{ratio}  {_throughput(case, t['fastnn'], limits)}")
         rows.append(dict(kernel=case.kernel, shape=case.shape, **t))
-    if training_step_case(TRAINING_STEP_BATCHES[0], libs) is None:
-        out(f"MLP train step (batch {', '.join(map(str, TRAINING_STEP_BATCHES))}): pending, see "
-            "fastnn.bench_cuda.training_step_case")
     return rows

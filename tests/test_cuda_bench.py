@@ -21,9 +21,13 @@ def test_fastnn_cases_run(make, shape):
     case.fastnn()  # again, into the same preallocated outputs
 
 
-def test_cases_list_and_training_step_hook():
-    assert bench_cuda.training_step_case(64, {}) is None
-    assert len(bench_cuda.TRAINING_STEP_BATCHES) == 2
+def test_training_step_case_runs_a_model_on_the_device():
+    case = bench_cuda.training_step_case(4, {}, widths=(3, 4, 2))
+    assert case.shape == (4, 3, 4, 2) and case.others == {}
+    assert case.flops == 3 * 2.0 * 4 * (3 * 4 + 4 * 2)
+    case.fastnn()
+    case.fastnn()
+    assert bench_cuda.TRAINING_STEP_BATCHES == (64, 4096)
 
 
 def test_run_refuses_the_simulator():
@@ -45,7 +49,7 @@ def test_median_seconds_counts_calls():
 
 def test_run_prints_the_table(monkeypatch):
     """run()'s table with tiny cases and stubbed measurements (the simulator has nothing to
-    time): one line per case, throughput against the limits, the pending training step."""
+    time): one line per case, throughput against the limits (a training step included)."""
     def seconds(fn, libs):
         fn()
         return 1e-3
@@ -57,15 +61,16 @@ def test_run_prints_the_table(monkeypatch):
     monkeypatch.setattr(bench_cuda, "copy_bandwidth", lambda libs: 100.0)
     monkeypatch.setattr(bench_cuda, "sgemm_gflops", lambda libs: None)
     monkeypatch.setattr(bench_cuda, "cases", lambda libs, quick: [
-        bench_cuda.dense_case(3, 4, 5, libs), bench_cuda.softmax_case(4, 3, libs)])
+        bench_cuda.dense_case(3, 4, 5, libs), bench_cuda.softmax_case(4, 3, libs),
+        bench_cuda.training_step_case(4, libs, widths=(3, 4, 2))])
     lines = []
     rows = bench_cuda.run(out=lines.append)
-    assert [r["kernel"] for r in rows] == ["dense relu fwd+bwd", "softmax"]
+    assert [r["kernel"] for r in rows] == ["dense relu fwd+bwd", "softmax", "MLP train step"]
     assert rows[0]["fastnn"] == 1e-3
     text = "\n".join(lines)
     assert lines[0].startswith("fastnn bench_cuda on Simulated GPU")
     assert "device-to-device copy 100 GB/s" in text and "sgemm 4096^3 (TF32 off) n/a" in text
     assert "3x4x5" in text and "GFLOP/s (  - )" in text
     assert "GB/s    (  0%)" in text  # 4 x 3 softmax: 96 bytes in 1 ms
-    assert "MLP train step (batch 64, 4096): pending" in lines[-1]
+    assert lines[-1].startswith("MLP train step") and "4x3x4x2" in lines[-1]
 

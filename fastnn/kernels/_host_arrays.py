@@ -5,6 +5,9 @@ arrays, so that ``fastnn.nn`` holds no backend-specific code.
 """
 import numpy as np
 
+#: Arrays of these backends live in host memory.
+on_device = False
+
 
 def to_backend(a, dtype=None):
     """``a`` as an array of this backend (here: C-contiguous NumPy, no copy when it is one)."""

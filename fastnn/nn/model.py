@@ -16,6 +16,7 @@ import numpy as np
 from fastnn import backend as _backend
 from fastnn import optim
 from fastnn.data import minibatch_indices
+from fastnn.kernels._validate import is_device_array, to_host
 from fastnn.kernels.reference import NonFiniteError
 from fastnn.nn import initializers
 from fastnn.nn.callbacks import Callback
@@ -208,9 +209,11 @@ class Sequential:
 
     def _check_X(self, fn, X, finite=True):
         """X as a C-contiguous array of the model's dtype with the model's feature count; NaN or
-        inf is looked for only when ``finite`` (else the kernels find it, see train_on_batch)."""
-        X = np.asarray(X)
-        if X.dtype.kind not in "fiu" or X.ndim != 2:
+        inf is looked for only when ``finite`` (else the kernels find it, see train_on_batch).
+        A device array stays on the device for the "cuda" backend (its dtype must then be the
+        model's: a conversion would copy it)."""
+        X, host = self._host_or_device(X)
+        if np.dtype(X.dtype).kind not in "fiu" or len(X.shape) != 2:
             raise ValueError(f"{fn}: X must be a 2-D numeric array (n_samples, n_features), got "
                              f"shape {X.shape} and dtype {X.dtype}")
         if X.shape[0] == 0:
@@ -218,24 +221,39 @@ class Sequential:
         if self.n_features is not None and X.shape[1] != self.n_features:
             raise ValueError(f"{fn}: X has {X.shape[1]} features, the model was built for "
                              f"{self.n_features}")
-        X = np.ascontiguousarray(X, dtype=self.dtype)
-        if finite and not np.isfinite(X).all():
-            where = tuple(int(i) for i in np.argwhere(~np.isfinite(X))[0])
-            raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
+        if host:
+            X = np.ascontiguousarray(X, dtype=self.dtype)
+        elif X.dtype != self.dtype:
+            raise TypeError(f"{fn}: X on the device must have the model's dtype {self.dtype}, "
+                            f"got {X.dtype}")
+        if finite:
+            values = X if host else self._kernels().to_host(X)
+            if not np.isfinite(values).all():
+                where = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+                raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
         return X
 
     def _check_y(self, fn, y, n_rows):
-        y = np.asarray(y)
-        if y.ndim != 1 or y.dtype.kind not in "iu":
+        y, host = self._host_or_device(y)
+        if len(y.shape) != 1 or np.dtype(y.dtype).kind not in "iu":
             raise ValueError(f"{fn}: y must be 1-D integer class labels, got shape {y.shape} and "
                              f"dtype {y.dtype}")
         if y.shape[0] != n_rows:
             raise ValueError(f"{fn}: X has {n_rows} rows but y has {y.shape[0]} labels")
-        if y.min() < 0 or y.max() >= self.n_classes:
-            bad = int(y.min()) if y.min() < 0 else int(y.max())
+        labels = y if host else self._kernels().to_host(y)  # (device labels: a small copy)
+        if labels.min() < 0 or labels.max() >= self.n_classes:
+            bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
             raise ValueError(f"{fn}: label {bad} is outside [0, {self.n_classes}), the model's "
                              f"{self.n_classes} outputs")
-        return y.astype(np.intp, copy=False)
+        return y.astype(np.intp, copy=False) if host else y
+
+    def _host_or_device(self, a):
+        """(a, True) as a NumPy array, or (a, False) as a device array when a is one and the
+        model is on the device (a device array for a host model is copied to the host)."""
+        if not is_device_array(a):
+            return np.asarray(a), True
+        k = self._kernels()
+        return (k.to_backend(a), False) if k.on_device else (to_host(a), True)
 
     # --- training ------------------------------------------------------------------------------
 

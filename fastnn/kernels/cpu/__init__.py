@@ -6,8 +6,8 @@ Arrays are host NumPy arrays, so the allocation, transfer and dropout functions 
 reference's (``fastnn.kernels._host_arrays``).
 """
 from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_backward,
-                                         dropout_forward, empty, sum_squares, take_rows,
-                                         to_backend, to_host, zeros)
+                                         dropout_forward, empty, on_device, sum_squares,
+                                         take_rows, to_backend, to_host, zeros)
 from fastnn.kernels.cpu._blas import single_threaded_blas as kernel_scope
 from fastnn.kernels.cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cpu.dense import (activation_backward, activation_forward, dense_backward,
@@ -19,6 +19,6 @@ from fastnn.kernels.cpu.softmax import hardmax, log_softmax, softmax, softmax_cr
 __all__ = ["activation_backward", "activation_forward", "adam_update", "add_scaled", "assign",
            "batchnorm_backward", "batchnorm_forward", "copy", "count_correct", "dense_backward",
            "dense_forward", "dropout_backward", "dropout_forward", "empty", "hardmax",
-           "kernel_scope", "log_softmax", "momentum_update", "rmsprop_update", "sgd_update",
-           "softmax", "softmax_cross_entropy", "sum_squares", "take_rows", "to_backend",
-           "to_host", "zeros"]
+           "kernel_scope", "log_softmax", "momentum_update", "on_device", "rmsprop_update",
+           "sgd_update", "softmax", "softmax_cross_entropy", "sum_squares", "take_rows",
+           "to_backend", "to_host", "zeros"]

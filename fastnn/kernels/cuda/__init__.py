@@ -24,9 +24,12 @@ from fastnn.kernels.cuda.softmax import (count_correct, hardmax, log_softmax, so
 
 kernel_scope = contextlib.nullcontext()
 
+#: Arrays of this backend live in GPU memory (a model keeps its data there).
+on_device = True
+
 __all__ = ["activation_backward", "activation_forward", "adam_update", "add_scaled", "assign",
            "batchnorm_backward", "batchnorm_forward", "copy", "count_correct", "dense_backward",
            "dense_forward", "dropout_backward", "dropout_forward", "empty", "gpu_available",
-           "hardmax", "is_simulator", "kernel_scope", "log_softmax", "momentum_update",
+           "hardmax", "is_simulator", "kernel_scope", "log_softmax", "momentum_update", "on_device",
            "require_gpu", "rmsprop_update", "sgd_update", "softmax", "softmax_cross_entropy",
            "sum_squares", "take_rows", "to_backend", "to_host", "zeros"]
