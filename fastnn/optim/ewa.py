@@ -2,7 +2,6 @@
 import numbers
 
 import numpy as np
-from scipy.signal import lfilter
 
 __all__ = ["ewa"]
 
@@ -36,6 +35,8 @@ def ewa(values, beta, bias_correction=True):
     if not np.isfinite(x).all():
         raise ValueError(f"{fn}: values contains NaN or inf (first at index "
                          f"{int(np.argmin(np.isfinite(x)))})")
+    from scipy.signal import lfilter  # (here: importing scipy.signal takes ~0.9 s)
+
     beta = float(beta)
     # lfilter runs the recursion v_t = (1 - beta) x_t + beta v_{t-1} in C, from v_0 = 0.
     v = lfilter([1.0 - beta], [1.0, -beta], x)

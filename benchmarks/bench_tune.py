@@ -1,0 +1,86 @@
+"""Trials per minute of a random search (``fastnn.tune.search``) on the digits: one worker (this
+process) against two worker processes sharing an SQLite study, one Numba thread per trial (the
+issue's target: two workers >= 1.7x one on a 2-core machine).
+
+Each search runs ``N_TRIALS`` trials of ``MLPObjective(epochs=EPOCHS)`` over ``digits_space()``.
+"trials per minute" is the steady rate, read from the trials' times in the study: the trials run
+(counting the part of each trial inside the window) from the moment every worker has finished
+its first trial (a new worker process first imports fastnn and Optuna, loads the data and the
+compiled kernels: about 2-3 s here) to the last trial's end. ``track_speedup_with_startup`` is
+the ratio of the whole ``search`` calls, that start-up included (it weighs less the longer the
+search). Each search runs ``REPEATS`` times, 1 and 2 workers alternating, and the best rate of
+each is kept (the machine is shared). Skipped without Optuna.
+"""
+import os
+import tempfile
+import time
+
+from .common import THREADS  # noqa: F401  (pins and prints the threads of this process)
+
+N_TRIALS = 32
+EPOCHS = 20
+REPEATS = 2
+
+
+def _search(jobs, n_trials=N_TRIALS):
+    """{"trials": steady trials per minute, "call": trials per minute of the whole ``search``
+    call} with ``jobs`` workers."""
+    from fastnn.tune import MLPObjective, search
+    from fastnn.tune.run import digits_space
+
+    with tempfile.TemporaryDirectory() as folder:
+        start = time.perf_counter()
+        result = search(MLPObjective(epochs=EPOCHS), digits_space(), n_trials, jobs=jobs,
+                        storage=f"sqlite:///{os.path.join(folder, 'tune.db')}", progress=False)
+        call = time.perf_counter() - start
+        trials = result.study.trials
+    first_ends = {}
+    for t in sorted(trials, key=lambda t: t.datetime_complete):
+        first_ends.setdefault(t.user_attrs["worker"]["pid"], t.datetime_complete)
+    warm, end = max(first_ends.values()), max(t.datetime_complete for t in trials)
+    # the part of each trial run after ``warm``, as a fraction of the trial
+    done = sum(max(0.0, (t.datetime_complete - max(t.datetime_start, warm)).total_seconds())
+               / t.duration.total_seconds() for t in trials)
+    return {"trials": done / (end - warm).total_seconds() * 60, "call": n_trials / call * 60}
+
+
+class TuneThroughput:
+    """Searches with 1 and 2 workers (in ``setup_cache``), then their rates."""
+    timeout = 600
+
+    def setup_cache(self):
+        try:
+            import optuna
+        except ImportError:
+            return None
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        _search(1, n_trials=2)  # load the data and this process's compiled kernels first
+        rates = {1: [], 2: []}
+        for _ in range(REPEATS):
+            for jobs in rates:
+                rates[jobs].append(_search(jobs))
+        best = {jobs: {key: max(r[key] for r in runs) for key in runs[0]}
+                for jobs, runs in rates.items()}
+        print(f"fastnn tune benchmark: {N_TRIALS} trials of {EPOCHS} epochs, trials/min per "
+              f"run: {rates}")
+        return best
+
+    def setup(self, rates):
+        if rates is None:
+            raise NotImplementedError("optuna is not installed (pip install 'fastnn[tune]')")
+
+    def track_trials_per_minute_1_worker(self, rates):
+        return rates[1]["trials"]
+    track_trials_per_minute_1_worker.unit = "trials/min"
+
+    def track_trials_per_minute_2_workers(self, rates):
+        return rates[2]["trials"]
+    track_trials_per_minute_2_workers.unit = "trials/min"
+
+    def track_speedup(self, rates):
+        return rates[2]["trials"] / rates[1]["trials"]
+    track_speedup.unit = "x"
+
+    def track_speedup_with_startup(self, rates):
+        return rates[2]["call"] / rates[1]["call"]
+    track_speedup_with_startup.unit = "x"

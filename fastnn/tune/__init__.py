@@ -1,0 +1,35 @@
+"""Hyperparameter search (``pip install 'fastnn[tune]'``: Optuna, Dask).
+
+- Search spaces (``space``): ``Uniform``, ``LogUniform`` (10^r, r uniform), ``OneMinusLogUniform``
+  (betas: 1 - beta log-uniform), ``IntRange``, ``Choice``, in a ``SearchSpace``.
+- ``search`` (``search``): random search over Optuna's RandomSampler (the default), grid search
+  for comparison (``grid_vs_random``), coarse to fine over ``rounds``, median pruning, trials in
+  an Optuna storage (in memory, an SQLite file or a database URL) that a rerun resumes.
+- Where trials run (``parallel``): this thread, local processes or threads (``jobs``), or a Dask
+  cluster (``executor=distributed.Client(...)``); one Numba thread per trial.
+- Objectives (``trial``, ``objectives``): ``objective(trial, **hyperparameters) -> float``;
+  ``MLPObjective`` trains an MLP on the digits.
+- Babysitting one model (``babysit``): ``Babysitter`` trains epoch by epoch with a live curve,
+  hyperparameter changes between epochs, a checkpoint per epoch and resume.
+- Plots (``plots``): trials against a hyperparameter with rounds coloured, grid against random,
+  learning curves. ``run``: the ``fastnn tune`` command on the digits.
+"""
+try:
+    import optuna  # noqa: F401
+except ImportError:
+    raise ImportError("fastnn.tune needs Optuna (and Dask for clusters): "
+                      "pip install 'fastnn[tune]'") from None
+
+from fastnn.tune.babysit import Babysitter, ControlFile  # noqa: E402
+from fastnn.tune.objectives import MLPObjective  # noqa: E402
+from fastnn.tune.plots import plot_curve, plot_grid_vs_random, plot_trials  # noqa: E402
+from fastnn.tune.search import SearchResult, TrialRecord, grid_vs_random, search  # noqa: E402
+from fastnn.tune.space import (Choice, Distribution, IntRange, LogUniform,  # noqa: E402
+                               OneMinusLogUniform, SearchSpace, Uniform)
+from fastnn.tune.storage import StorageError  # noqa: E402
+from fastnn.tune.trial import Trial  # noqa: E402
+
+__all__ = ["Babysitter", "Choice", "ControlFile", "Distribution", "IntRange", "LogUniform",
+           "MLPObjective", "OneMinusLogUniform", "SearchResult", "SearchSpace", "StorageError",
+           "Trial", "TrialRecord", "Uniform", "grid_vs_random", "plot_curve",
+           "plot_grid_vs_random", "plot_trials", "search"]

@@ -1,0 +1,207 @@
+"""Babysitting one model ("panda"): train it epoch by epoch while watching its learning curve,
+change the optimizer's hyperparameters between epochs without restarting, checkpoint every
+epoch, and resume from any checkpoint::
+
+    sitter = Babysitter(build_mlp((128,), 10), optim.Adam(3e-3), out="run1")
+    sitter.train(X, y, epochs=30, validation_data=(X_val, y_val))
+    # meanwhile, from another terminal:  echo '{"lr": 0.001}' > run1/control.json
+    # later, from any checkpoint (training goes on from its epoch, and overwrites what follows):
+    sitter = Babysitter.resume("run1/checkpoints/epoch-0012.npz")
+    sitter.train(X, y, epochs=30, validation_data=(X_val, y_val))
+
+Epoch e (0-based) is one ``model.fit(X, y, epochs=1, seed=derive_seed(seed, e))`` with the same
+optimizer object, whose state (moments, step count) carries over: a run resumed from the
+checkpoint written after epoch e continues exactly as the run that was not stopped (the same
+shuffles, dropout masks and optimizer state), bit for bit.
+
+Files in ``out``: ``curve.csv`` (one row per epoch: loss, accuracy, val_loss, val_accuracy and the
+optimizer's hyperparameters), ``curve.png`` (redrawn every epoch), ``checkpoints/epoch-NNNN.npz``
+(``model.save``: weights, running statistics, optimizer state and hyperparameters, after epoch
+NNNN) with ``epoch-NNNN.json`` (the epoch, the settings, the history and the changes made), and
+``control.json``, which you write: before every epoch, if it changed, its hyperparameters are
+set ({"lr": 0.001, "beta1": 0.95}) and {"stop": true} ends training after a checkpoint.
+"""
+import csv
+import json
+import os
+import warnings
+
+from tqdm.auto import tqdm
+
+from fastnn.nn import History, load
+from fastnn.nn.model import OPTIMIZERS
+from fastnn.tune.space import derive_seed
+
+__all__ = ["Babysitter", "ControlFile"]
+
+
+class Babysitter:
+    """Trains ``model`` with ``optimizer`` (an optimizer object, or a name as in ``fit``: then
+    lr 1e-3) one epoch at a time, writing the curve and a checkpoint into ``out`` after each.
+
+    batch_size, l2: as in ``fit``. seed: epoch e shuffles with ``derive_seed(seed, e)`` (and a
+    model not yet built is initialized with epoch 0's). hooks: callables ``hook(sitter, epoch)``
+    run before each epoch, which may call ``sitter.set(...)`` or ``sitter.stop()`` (e.g. a
+    schedule: ``lambda s, e: s.set(lr=schedule(e))``); ``out/control.json`` is always watched
+    (``ControlFile``). plot: redraw ``curve.png`` every epoch. verbose: a progress bar over
+    epochs with loss, accuracy, validation accuracy and lr.
+    Attributes: ``epoch`` (epochs done), ``history`` (a ``fastnn.nn.History``), ``changes`` (the
+    hyperparameters set, with the epoch from which they apply).
+    """
+
+    def __init__(self, model, optimizer="adam", *, out="babysit", batch_size=64, l2=0.0, seed=0,
+                 hooks=(), plot=True, verbose=True):
+        if isinstance(optimizer, str):
+            if optimizer.lower() not in OPTIMIZERS:
+                raise ValueError(f"Babysitter: unknown optimizer {optimizer!r}; expected one of "
+                                 f"{', '.join(OPTIMIZERS)} or an optimizer object")
+            optimizer = OPTIMIZERS[optimizer.lower()](lr=1e-3)
+        if not hasattr(optimizer, "state_dict"):
+            raise TypeError(f"Babysitter: optimizer must be a fastnn.optim optimizer or its name, "
+                            f"got {type(optimizer).__name__}")
+        derive_seed(seed)  # checks the seed
+        self.model, self.optimizer, self.out = model, optimizer, out
+        self.batch_size, self.l2, self.seed = batch_size, l2, seed
+        self.hooks, self.plot, self.verbose = list(hooks), plot, verbose
+        self.epoch, self.history, self.changes = 0, History(), []
+        self._stop = False
+
+    # --- steering ------------------------------------------------------------------------------
+
+    def set(self, **hyperparameters):
+        """Set optimizer hyperparameters (e.g. ``lr=1e-3``, ``beta1=0.95``) for the coming
+        epochs; each name and value is checked as the optimizer's constructor checks it, all
+        before any is set."""
+        checks = type(self.optimizer).hyperparameters
+        unknown = sorted(set(hyperparameters) - set(checks))
+        if unknown:
+            raise ValueError(f"Babysitter.set: {type(self.optimizer).__name__} has no "
+                             f"hyperparameter {', '.join(unknown)}; it has {', '.join(checks)}")
+        values = {k: checks[k]("Babysitter.set", k, v) for k, v in hyperparameters.items()}
+        for name, value in values.items():
+            setattr(self.optimizer, name, value)
+        self.changes.append({"epoch": self.epoch, **values})
+
+    def stop(self):
+        """End ``train`` before the next epoch."""
+        self._stop = True
+
+    # --- training ------------------------------------------------------------------------------
+
+    def train(self, X, y, epochs, validation_data=None):
+        """Train until ``epochs`` epochs are done in all (counting those before a resume), or a
+        hook stops it; returns the history of every epoch."""
+        if not isinstance(epochs, int) or isinstance(epochs, bool) or epochs < 0:
+            raise ValueError(f"Babysitter.train: epochs must be an integer >= 0 (the total "
+                             f"number of epochs), got {epochs!r}")
+        os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)
+        hooks = [ControlFile(os.path.join(self.out, "control.json")), *self.hooks]
+        self._stop = False
+        with tqdm(total=epochs, initial=min(self.epoch, epochs), unit="epoch",
+                  disable=not self.verbose) as bar:
+            while self.epoch < epochs:
+                for hook in hooks:
+                    hook(self, self.epoch)
+                if self._stop:
+                    break
+                history = self.model.fit(X, y, epochs=1, batch_size=self.batch_size,
+                                         optimizer=self.optimizer, l2=self.l2,
+                                         validation_data=validation_data,
+                                         seed=derive_seed(self.seed, self.epoch), verbose=False)
+                logs = {key: values[0] for key, values in history.history.items()}
+                logs.update((k, float(getattr(self.optimizer, k)))
+                            for k in type(self.optimizer).hyperparameters)
+                self.history.append(self.epoch, logs)
+                self.epoch += 1
+                self.checkpoint()
+                self._write_curve()
+                bar.update(1)
+                bar.set_postfix({k: f"{logs[k]:.4g}" for k in
+                                 ("loss", "accuracy", "val_accuracy", "lr") if k in logs})
+        return self.history
+
+    # --- files ---------------------------------------------------------------------------------
+
+    def checkpoint_path(self, epoch):
+        """The checkpoint written after ``epoch`` epochs (model file; the .json beside it)."""
+        return os.path.join(self.out, "checkpoints", f"epoch-{epoch:04d}.npz")
+
+    def checkpoint(self):
+        """Write the checkpoint of the current epoch; returns its path."""
+        path = self.checkpoint_path(self.epoch)
+        self.model.save(path)
+        info = {"epoch": self.epoch, "batch_size": self.batch_size, "l2": self.l2,
+                "seed": self.seed, "history": {"epoch": self.history.epoch,
+                                               **self.history.history},
+                "changes": self.changes}
+        with open(path[:-len(".npz")] + ".json", "w") as f:
+            json.dump(info, f, indent=1)
+        return path
+
+    @classmethod
+    def resume(cls, checkpoint, *, out=None, hooks=(), plot=True, verbose=True):
+        """The Babysitter as it was when ``checkpoint`` (an epoch-NNNN.npz) was written: model,
+        optimizer state and hyperparameters, epoch, history and settings. out: where to go on
+        writing (default: the run's folder, the checkpoint's grandparent)."""
+        info_path = checkpoint[:-len(".npz")] + ".json" if checkpoint.endswith(".npz") else None
+        if info_path is None or not os.path.exists(info_path):
+            raise ValueError(f"Babysitter.resume: checkpoint must be an epoch-NNNN.npz written by "
+                             f"Babysitter, with its .json beside it, got {checkpoint!r}")
+        model = load(checkpoint)
+        with open(info_path) as f:
+            info = json.load(f)
+        if out is None:
+            out = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+        sitter = cls(model, model.optimizer, out=out, batch_size=info["batch_size"],
+                     l2=info["l2"], seed=info["seed"], hooks=hooks, plot=plot, verbose=verbose)
+        history = info["history"]
+        for i, epoch in enumerate(history.pop("epoch")):
+            sitter.history.append(epoch, {k: v[i] for k, v in history.items()})
+        sitter.epoch, sitter.changes = info["epoch"], info["changes"]
+        return sitter
+
+    def _write_curve(self):
+        keys = list(self.history.history)
+        with open(os.path.join(self.out, "curve.csv"), "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["epoch", *keys])
+            for i, epoch in enumerate(self.history.epoch):
+                writer.writerow([epoch + 1, *(self.history[k][i] for k in keys)])
+        if self.plot:
+            from fastnn.tune.plots import plot_curve
+
+            plot_curve(self.history, os.path.join(self.out, "curve.png"), self.changes)
+
+
+class ControlFile:
+    """A hook that applies a JSON file of hyperparameters before an epoch when its content has
+    changed since it was last read (its content at the start applies too): {"lr": 0.001} sets lr;
+    {"stop": true} stops training. A file that cannot be read or applied gives a warning and
+    changes nothing (a typo does not end a long run)."""
+
+    def __init__(self, path):
+        self.path, self._seen = path, None
+
+    def __call__(self, sitter, epoch):
+        try:
+            with open(self.path) as f:
+                text = f.read()
+        except FileNotFoundError:
+            return
+        if text == self._seen:
+            return
+        self._seen = text
+        try:
+            changes = json.loads(text)
+            if not isinstance(changes, dict):
+                raise ValueError(f"expected a JSON object such as {{\"lr\": 0.001}}, got "
+                                 f"{changes!r}")
+            stop = changes.pop("stop", False)
+            if changes:
+                sitter.set(**changes)
+        except (TypeError, ValueError) as error:
+            warnings.warn(f"{self.path} not applied before epoch {epoch + 1}: {error}",
+                          stacklevel=2)
+            return
+        if stop:
+            sitter.stop()

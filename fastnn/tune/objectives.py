@@ -1,0 +1,110 @@
+"""Ready-made objectives: the validation accuracy of a batch-normalized MLP (``fastnn tune``'s)."""
+import functools
+
+import numpy as np
+
+from fastnn import optim
+from fastnn.data import load_digits
+from fastnn.nn import TrainingDivergedError
+from fastnn.nn.model import OPTIMIZERS
+from fastnn.train import build_mlp
+
+__all__ = ["MLPObjective"]
+
+#: The optimizer attribute that each optimizer's ``beta`` hyperparameter sets.
+BETA = {"momentum": "beta", "rmsprop": "beta", "adam": "beta1"}
+
+
+@functools.lru_cache(maxsize=4)
+def _digits(seed, validation_split):
+    """(X_fit, y_fit, X_val, y_val): the training part of ``load_digits(seed=seed)``, its last
+    ``validation_split`` fraction held out for validation (the test part stays unseen)."""
+    X, y, _, _ = load_digits(seed=seed)
+    n_val = int(round(X.shape[0] * validation_split))
+    return X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+
+
+class MLPObjective:
+    """Validation accuracy of ``build_mlp((hidden,) * layers, ...)`` after ``epochs`` epochs.
+
+    data: (X_train, y_train, X_val, y_val), or None for the handwritten digits: the training part
+    of ``fastnn.data.load_digits(seed=seed)`` with its last ``validation_split`` held out, loaded
+    here, once (the arrays travel with the objective: workers need neither scikit-learn nor a
+    copy of the data). train_size: use only the first rows of the training data (quick runs).
+    seed: the model's initialization and shuffling (the same in every trial: only the
+    hyperparameters differ).
+
+    Hyperparameters (keywords of the call; a search space names any of them):
+    lr; beta (the optimizer's averaging coefficient: Momentum's and RMSprop's beta, Adam's beta1;
+    default: the optimizer's); beta2 (Adam's); hidden (units per hidden layer); layers; l2 (the
+    lambda of the L2 penalty); dropout (rate); batch_size; decay (inverse-time learning-rate
+    decay lr / (1 + decay * epoch)); optimizer ("adam", "momentum", "rmsprop", "gd").
+    Stored with the trial: train_accuracy, epochs (run), diverged; the model (``model_dir``).
+    A run whose loss becomes NaN scores the validation accuracy of its last good parameters.
+    """
+
+    def __init__(self, epochs=20, data=None, validation_split=0.2, train_size=None, seed=0,
+                 backend=None):
+        if not _positive_int(epochs):
+            raise ValueError(f"MLPObjective: epochs must be an integer >= 1, got {epochs!r}")
+        if train_size is not None and not _positive_int(train_size):
+            raise ValueError(f"MLPObjective: train_size must be None or an integer >= 1, got "
+                             f"{train_size!r}")
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"MLPObjective: validation_split must be in (0, 1), got "
+                             f"{validation_split!r}")
+        self.name = "digits" if data is None else "data"
+        self.data = _digits(seed, validation_split) if data is None else tuple(data)
+        self.epochs, self.train_size, self.seed, self.backend = epochs, train_size, seed, backend
+
+    def __repr__(self):
+        return (f"MLPObjective(epochs={self.epochs}, {self.name} {self.data[0].shape} train, "
+                f"{self.data[2].shape} validation, train_size={self.train_size}, "
+                f"seed={self.seed})")
+
+    def load(self):
+        """(X_train, y_train, X_val, y_val) as used by the trials."""
+        X, y, X_val, y_val = self.data
+        return X[:self.train_size], y[:self.train_size], X_val, y_val
+
+    def __call__(self, trial, *, lr=1e-3, beta=None, beta2=None, hidden=64, layers=1, l2=0.0,
+                 dropout=0.0, batch_size=64, decay=0.0, optimizer="adam"):
+        X, y, X_val, y_val = self.load()
+        model = build_mlp((int(hidden),) * int(layers), int(np.max(y)) + 1, dropout, self.backend)
+        schedule = optim.inverse_time(lr, decay) if decay else None
+        try:
+            history = model.fit(X, y, epochs=self.epochs, batch_size=int(batch_size),
+                                optimizer=_optimizer(optimizer, lr, beta, beta2), l2=l2,
+                                schedule=schedule, validation_data=(X_val, y_val),
+                                callbacks=[trial.callback()], seed=self.seed, verbose=False)
+            epochs, diverged = len(history.epoch), False
+            train_accuracy = history["accuracy"][-1]
+        except TrainingDivergedError:
+            epochs, diverged, train_accuracy = None, True, model.evaluate(X, y)[1]
+        val_accuracy = model.evaluate(X_val, y_val)[1]
+        trial.set_attrs(train_accuracy=train_accuracy, epochs=epochs, diverged=diverged)
+        trial.save_model(model)
+        return val_accuracy
+
+
+def _positive_int(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _optimizer(name, lr, beta, beta2):
+    if name not in OPTIMIZERS:
+        raise ValueError(f"MLPObjective: optimizer must be one of {', '.join(OPTIMIZERS)}, got "
+                         f"{name!r}")
+    kwargs = {"lr": lr}
+    canonical = "gd" if OPTIMIZERS[name] is optim.GD else name
+    if beta is not None:
+        if canonical not in BETA:
+            raise ValueError(f"MLPObjective: beta does not apply to optimizer {name!r}; it "
+                             f"applies to {', '.join(BETA)}")
+        kwargs[BETA[canonical]] = beta
+    if beta2 is not None:
+        if canonical != "adam":
+            raise ValueError(f"MLPObjective: beta2 applies to optimizer 'adam' only, got "
+                             f"optimizer {name!r}")
+        kwargs["beta2"] = beta2
+    return OPTIMIZERS[name](**kwargs)

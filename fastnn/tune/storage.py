@@ -1,0 +1,94 @@
+"""Where trial results are kept: Optuna's storages, opened from a database URL.
+
+- ``None``: Optuna's in-memory storage (one process; lost when it ends).
+- ``"sqlite:///tune.db"``: an SQLite file, the embedded default of ``fastnn tune``; shared by the
+  processes of one machine, which take turns (each transaction takes the file's write lock
+  first, waiting up to 60 s for it).
+- ``"postgresql://user:password@host/db"`` (or any SQLAlchemy URL): a database server, for
+  workers on many machines (needs its driver, e.g. ``pip install psycopg2-binary``).
+- An ``optuna.storages.BaseStorage`` object: used as it is.
+
+URLs open an ``optuna.storages.RDBStorage`` (behind Optuna's cache of finished trials) with a
+heartbeat: every running trial records one
+each ``heartbeat`` seconds, and a trial without one for 2 x ``heartbeat`` seconds (its process was
+killed) is marked failed, so that a resumed search runs it again.
+"""
+import functools
+import warnings
+
+import optuna
+import sqlalchemy
+
+__all__ = ["StorageError", "open_storage"]
+
+
+class StorageError(RuntimeError):
+    """A storage URL that cannot be parsed, lacks its database driver, or cannot be reached."""
+
+
+def open_storage(storage, heartbeat=10):
+    """An Optuna storage for ``storage`` (None, a database URL or a storage object); URLs are opened
+    once per process and heartbeat."""
+    if storage is None:
+        return optuna.storages.InMemoryStorage()
+    if isinstance(storage, optuna.storages.BaseStorage):
+        return storage
+    if not isinstance(storage, str):
+        raise TypeError(f"storage must be None, a database URL such as 'sqlite:///tune.db', or an "
+                        f"optuna storage, got {type(storage).__name__}")
+    return _rdb_storage(storage, heartbeat)
+
+
+@functools.lru_cache(maxsize=None)
+def _rdb_storage(url, heartbeat):
+    try:
+        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageError(f"storage: {url!r} is not a database URL; expected e.g. "
+                           "'sqlite:///tune.db' or 'postgresql://user:password@host/db'") from None
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    elif url.startswith("postgresql"):
+        engine_kwargs = {"connect_args": {"connect_timeout": 10}}
+    else:
+        engine_kwargs = {}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                 heartbeat_interval=heartbeat)
+    except ImportError as error:
+        raise StorageError(f"storage: the database driver for {shown} is not installed "
+                           f"({error}); install it, e.g. pip install psycopg2-binary for "
+                           "PostgreSQL") from None
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as error:
+        raise StorageError(f"storage: cannot open {shown}: the database is unreachable or "
+                           f"unusable ({type(error).__name__}: {str(error).splitlines()[0]})") \
+            from None
+    if url.startswith("sqlite"):
+        sqlalchemy.event.listen(storage.engine, "connect", _sqlite_connect)
+        sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
+        storage.engine.dispose()  # the connections from now on are set up as above
+    # Optuna's cache of finished trials, kept for the process: each study loaded from a bare
+    # RDBStorage gets a new, empty cache and reads every trial again (quadratic in trials).
+    return optuna.storages.get_storage(storage)
+
+
+def _sqlite_connect(connection, _):
+    """Write-ahead logging: a commit appends to the log without an fsync (synchronous=NORMAL: a
+    killed process loses nothing it committed; only a power cut can lose the last commits).
+    The driver's own transaction handling is turned off for ``_sqlite_begin``."""
+    connection.isolation_level = None
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.close()
+
+
+def _sqlite_begin(connection):
+    """Every transaction takes the write lock first (waiting up to the timeout for it), so that
+    the processes sharing the file serialize their transactions. Without it, Python's sqlite3
+    reads outside any transaction, so that a read-then-write of Optuna's (guarded by SELECT ...
+    FOR UPDATE, which SQLite ignores) could interleave with another process's, and a read
+    transaction that turns into a write fails with "database is locked" at once."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
