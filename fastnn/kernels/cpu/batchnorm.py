@@ -134,14 +134,15 @@ def _grad_x_parallel(dA, A, act, X, mean, a, c, d, dX, blocks):
 
 
 def _column_sums(kernel_rows, kernel_parallel, blocks, *arrays):
-    """Run a two-accumulator column-sum kernel serially or in parallel; return both float64 sums."""
+    """Run a two-accumulator column-sum kernel serially or in parallel; return both float64
+    accumulators, one row per block (summed by ``_forward_coefficients`` and the like)."""
     n = arrays[0].shape[1]
     acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
     if blocks == 1:
         kernel_rows(*arrays, acc1[0], acc2[0], 0, arrays[0].shape[0])
     else:
         kernel_parallel(*arrays, acc1, acc2)
-    return acc1.sum(axis=0), acc2.sum(axis=0)
+    return acc1, acc2
 
 
 def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
@@ -152,34 +153,87 @@ def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
         raise NonFiniteError
 
 
+@jit
+def _forward_coefficients(acc1, acc2, shift, m, training, running_mean, running_var, gamma, eps,
+                          mean, var, mean_x, invstd_x, alpha):
+    """Per column, in float64: training mean = shift + s1 / m, var = max(s2 / m - (s1 / m)^2, 0)
+    from the blocks' sums s1, s2 of X - shift and (X - shift)^2; inference the running ones.
+    Then invstd = 1 / sqrt(var + eps), and mean, invstd, alpha = gamma * invstd in the data's
+    dtype (mean_x, invstd_x, alpha). Returns False when a sum is NaN or inf. (The small (n,)
+    vectors in one compiled loop instead of a dozen NumPy calls: 30 us less per call.)"""
+    for j in range(mean.shape[0]):
+        if training:
+            s1, s2 = 0.0, 0.0
+            for b in range(acc1.shape[0]):
+                s1 += acc1[b, j]
+                s2 += acc2[b, j]
+            if not (_math.isfinite(s1) and _math.isfinite(s2)):
+                return False
+            shifted_mean = s1 / m
+            mean[j] = shift[j] + shifted_mean
+            var[j] = max(s2 / m - shifted_mean * shifted_mean, 0.0)
+        else:
+            mean[j], var[j] = running_mean[j], running_var[j]
+        invstd = 1.0 / np.sqrt(var[j] + eps)
+        mean_x[j], invstd_x[j], alpha[j] = mean[j], invstd, gamma[j] * invstd
+    return True
+
+
+@jit
+def _update_running(running_mean, running_var, mean, var, decay, m):
+    """r = decay * r + (1 - decay) * batch value; the variance made unbiased (m / (m - 1))."""
+    for j in range(mean.shape[0]):
+        running_mean[j] = decay * running_mean[j] + (1.0 - decay) * mean[j]
+        running_var[j] = decay * running_var[j] + (1.0 - decay) * var[j] * (m / (m - 1.0))
+
+
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
                       eps=1e-5, activation="linear", out=None):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
-    m = X.shape[0]
+    m, n = X.shape
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
+    shift = X[0].copy()
     if training:
-        shift = X[0].copy()
-        s1, s2 = _column_sums(_stats_rows, _stats_parallel, blocks, X, shift)
-        if not (np.isfinite(s1).all() and np.isfinite(s2).all()):
-            raise NonFiniteError
-        mean_shifted = s1 / m
-        var = np.maximum(s2 / m - mean_shifted * mean_shifted, 0.0)
-        mean = shift.astype(np.float64) + mean_shifted
+        acc1, acc2 = _column_sums(_stats_rows, _stats_parallel, blocks, X, shift)
     else:
-        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
-    invstd = 1.0 / np.sqrt(var + eps)
-    dtype = X.dtype
-    mean_x, invstd_x = mean.astype(dtype), invstd.astype(dtype)
+        acc1 = acc2 = np.zeros((0, n))
+    mean, var = np.empty(n), np.empty(n)
+    mean_x, invstd_x, alpha = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
+    if not _forward_coefficients(acc1, acc2, shift, float(m), training, running_mean,
+                                 running_var, gamma, eps, mean, var, mean_x, invstd_x, alpha):
+        raise NonFiniteError
     Y = np.empty_like(X) if out is None else out
     _rowwise(_normalize_rows, _normalize_parallel, blocks,
-             X, mean_x, (gamma * invstd).astype(dtype), beta, Y, ACTIVATIONS.index(activation))
-    if training:
-        running_mean *= decay
-        running_mean += ((1 - decay) * mean).astype(dtype)
-        running_var *= decay
-        running_var += ((1 - decay) * var * (m / (m - 1))).astype(dtype)
+             X, mean_x, alpha, beta, Y, ACTIVATIONS.index(activation))
+    if training:  # only once everything is known to be finite
+        _update_running(running_mean, running_var, mean, var, decay, float(m))
     return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training, activation,
                              None if activation == "linear" else Y)
+
+
+@jit
+def _backward_coefficients(acc1, acc2, invstd, gamma, m, training, dgamma, dbeta, a, c, d):
+    """Per column, in float64 from the blocks' sums of dY and dY * (X - mean): dbeta = sum(dY),
+    dgamma = sum(dY * (X - mean)) * invstd, and the coefficients of dX = a * dY + c * (X - mean)
+    + d: a = gamma * invstd; training c = -a * invstd * dgamma / m, d = -a * dbeta / m;
+    inference c = d = 0. Returns False when a sum is NaN or inf."""
+    for j in range(dgamma.shape[0]):
+        sdy, sdyx = 0.0, 0.0
+        for b in range(acc1.shape[0]):
+            sdy += acc1[b, j]
+            sdyx += acc2[b, j]
+        if not (_math.isfinite(sdy) and _math.isfinite(sdyx)):
+            return False
+        inv = float(invstd[j])
+        grad_gamma = sdyx * inv
+        dgamma[j], dbeta[j] = grad_gamma, sdy
+        a[j] = gamma[j] * inv
+        if training:  # dX = a * (dY - dbeta / m - xhat * dgamma / m), xhat = (X - mean) * invstd
+            c[j] = -(gamma[j] * inv) * inv * grad_gamma / m
+            d[j] = -(gamma[j] * inv) * sdy / m
+        else:
+            c[j], d[j] = 0.0, 0.0
+    return True
 
 
 def batchnorm_backward(dY, cache, out=None):
@@ -187,24 +241,16 @@ def batchnorm_backward(dY, cache, out=None):
     X, gamma, mean, invstd, training, activation, A = cache
     act = ACTIVATIONS.index(activation)
     A = dY if A is None else A  # (not read when linear)
-    m = X.shape[0]
+    m, n = X.shape
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
-    dbeta, sdyx = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, A, act, X, mean)
-    if not (np.isfinite(dbeta).all() and np.isfinite(sdyx).all()):
-        raise NonFiniteError
-    invstd64 = invstd.astype(np.float64)
-    dgamma = sdyx * invstd64
-    a = gamma * invstd64
-    if training:  # dX = a * (dY - dbeta / m - xhat * dgamma / m), xhat = (X - mean) * invstd
-        c, d = -a * invstd64 * dgamma / m, -a * dbeta / m
-    else:
-        c, d = np.zeros_like(a), np.zeros_like(a)
-    dtype = X.dtype
-    dX, dgamma_out, dbeta_out = (None, None, None) if out is None else out
+    acc1, acc2 = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, A, act, X, mean)
+    dX, dgamma, dbeta = (None, None, None) if out is None else out
     dX = np.empty_like(X) if dX is None else dX
-    _rowwise(_grad_x_rows, _grad_x_parallel, blocks,
-             dY, A, act, X, mean, a.astype(dtype), c.astype(dtype), d.astype(dtype), dX)
-    if out is None:
-        return dX, dgamma.astype(dtype), dbeta.astype(dtype)
-    dgamma_out[...], dbeta_out[...] = dgamma, dbeta
-    return dX, dgamma_out, dbeta_out
+    dgamma = np.empty(n, X.dtype) if dgamma is None else dgamma
+    dbeta = np.empty(n, X.dtype) if dbeta is None else dbeta
+    a, c, d = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
+    if not _backward_coefficients(acc1, acc2, invstd, gamma, float(m), training, dgamma, dbeta,
+                                  a, c, d):
+        raise NonFiniteError
+    _rowwise(_grad_x_rows, _grad_x_parallel, blocks, dY, A, act, X, mean, a, c, d, dX)
+    return dX, dgamma, dbeta
