@@ -9,7 +9,7 @@ import numpy as np
 from fastnn import optim
 from fastnn.data import load_digits
 from fastnn.nn import BatchNorm, Dense, Dropout, ReLU, Sequential
-from fastnn.nn.model import OPTIMIZERS
+from fastnn.optim import OPTIMIZERS
 
 
 def build_mlp(hidden, n_classes, dropout=0.0, backend=None, dtype=np.float32):

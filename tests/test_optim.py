@@ -503,3 +503,15 @@ def test_adam_minimizes_quadratic(backend):
     for _ in range(3000):
         opt.step([w], [2 * w - 10])
     assert abs(w[0] - 5) < 1e-3
+
+
+def test_get_makes_optimizers_by_name_and_passes_objects_through():
+    from fastnn import optim
+
+    assert type(optim.get("Adam")) is Adam and optim.get("sgd").lr == 1e-3
+    mine = Momentum(0.5)
+    assert optim.get(mine) is mine
+    with pytest.raises(ValueError, match="fit: unknown optimizer 'adagrad'; expected one of gd"):
+        optim.get("adagrad", "fit")
+    with pytest.raises(TypeError, match="optimizer must be a fastnn.optim optimizer"):
+        optim.get(object())

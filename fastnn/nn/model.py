@@ -25,8 +25,6 @@ from fastnn.nn.workspace import Workspace
 
 FORMAT = "fastnn-model-1"
 LOSSES = ("softmax_cross_entropy",)
-OPTIMIZERS = {"gd": optim.GD, "sgd": optim.GD, "momentum": optim.Momentum,
-              "rmsprop": optim.RMSprop, "adam": optim.Adam}
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -346,16 +344,7 @@ class Sequential:
         return history
 
     def _optimizer(self, fn, optimizer):
-        if optimizer is None:
-            optimizer = optim.Adam()
-        elif isinstance(optimizer, str):
-            if optimizer.lower() not in OPTIMIZERS:
-                raise ValueError(f"{fn}: unknown optimizer {optimizer!r}; expected one of "
-                                 f"{', '.join(OPTIMIZERS)} or an optimizer object")
-            optimizer = OPTIMIZERS[optimizer.lower()](lr=1e-3)
-        elif not hasattr(optimizer, "step"):
-            raise TypeError(f"{fn}: optimizer must be a fastnn.optim optimizer or its name, got "
-                            f"{type(optimizer).__name__}")
+        optimizer = optim.Adam() if optimizer is None else optim.get(optimizer, fn)
         optimizer.backend = self.backend if optimizer.backend is None else optimizer.backend
         return optimizer
 

@@ -22,15 +22,17 @@ array([0.1])
 >>> bool(abs(w[0] - 5) < 1e-3)
 True
 
-Classes: ``GD``, ``Momentum``, ``RMSprop``, ``Adam`` (one base class, ``Optimizer``). Schedules
+Classes: ``GD``, ``Momentum``, ``RMSprop``, ``Adam`` (one base class, ``Optimizer``); ``get`` makes
+one from its name (``OPTIMIZERS``). Schedules
 (``fastnn.optim.schedules``): ``constant``, ``inverse_time``, ``exponential``, ``inverse_sqrt``,
 ``staircase``, ``piecewise_constant``, each a function of the epoch (or step) giving lr, to be set
 with ``optimizer.lr = schedule(epoch)``. ``ewa`` smooths a series.
 """
 from fastnn.optim.ewa import ewa
-from fastnn.optim.optimizers import GD, Adam, Momentum, Optimizer, RMSprop
+from fastnn.optim.optimizers import OPTIMIZERS, GD, Adam, Momentum, Optimizer, RMSprop, get
 from fastnn.optim.schedules import (Schedule, constant, exponential, inverse_sqrt, inverse_time,
                                     piecewise_constant, staircase)
 
-__all__ = ["GD", "Adam", "Momentum", "Optimizer", "RMSprop", "Schedule", "constant", "ewa",
-           "exponential", "inverse_sqrt", "inverse_time", "piecewise_constant", "staircase"]
+__all__ = ["OPTIMIZERS", "GD", "Adam", "Momentum", "Optimizer", "RMSprop", "Schedule", "constant",
+           "ewa", "exponential", "get", "inverse_sqrt", "inverse_time", "piecewise_constant",
+           "staircase"]

@@ -15,7 +15,7 @@ from fastnn.kernels import _optim_api as api
 from fastnn.kernels import _validate as check
 from fastnn.kernels.reference import NonFiniteError
 
-__all__ = ["Adam", "GD", "Momentum", "Optimizer", "RMSprop"]
+__all__ = ["OPTIMIZERS", "Adam", "GD", "Momentum", "Optimizer", "RMSprop", "get"]
 
 
 class Optimizer:
@@ -267,3 +267,22 @@ class Adam(Optimizer):
     def _update(self, kernels, p, g, state, t, check_finite):
         kernels.adam_update(p, g, state["m"], state["v"], t, self.lr, self.beta1, self.beta2,
                             self.eps, check_finite)
+
+
+#: The optimizer classes by name, for ``get`` and the command line ("sgd" is "gd").
+OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}
+
+
+def get(optimizer, fn="optimizer"):
+    """An optimizer from an optimizer object (returned as it is) or a name in ``OPTIMIZERS`` (a
+    new one with lr=1e-3 and the class defaults), as Keras' ``optimizers.get``; ``fn`` names the
+    caller in the error for anything else."""
+    if isinstance(optimizer, str):
+        if optimizer.lower() not in OPTIMIZERS:
+            raise ValueError(f"{fn}: unknown optimizer {optimizer!r}; expected one of "
+                             f"{', '.join(OPTIMIZERS)} or an optimizer object")
+        return OPTIMIZERS[optimizer.lower()](lr=1e-3)
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{fn}: optimizer must be a fastnn.optim optimizer or its name, got "
+                        f"{type(optimizer).__name__}")
+    return optimizer

@@ -28,8 +28,8 @@ import warnings
 
 from tqdm.auto import tqdm
 
+from fastnn import optim
 from fastnn.nn import History, load
-from fastnn.nn.model import OPTIMIZERS
 from fastnn.tune.space import derive_seed
 
 __all__ = ["Babysitter", "ControlFile"]
@@ -51,14 +51,7 @@ class Babysitter:
 
     def __init__(self, model, optimizer="adam", *, out="babysit", batch_size=64, l2=0.0, seed=0,
                  hooks=(), plot=True, verbose=True):
-        if isinstance(optimizer, str):
-            if optimizer.lower() not in OPTIMIZERS:
-                raise ValueError(f"Babysitter: unknown optimizer {optimizer!r}; expected one of "
-                                 f"{', '.join(OPTIMIZERS)} or an optimizer object")
-            optimizer = OPTIMIZERS[optimizer.lower()](lr=1e-3)
-        if not hasattr(optimizer, "state_dict"):
-            raise TypeError(f"Babysitter: optimizer must be a fastnn.optim optimizer or its name, "
-                            f"got {type(optimizer).__name__}")
+        optimizer = optim.get(optimizer, "Babysitter")
         derive_seed(seed)  # checks the seed
         self.model, self.optimizer, self.out = model, optimizer, out
         self.batch_size, self.l2, self.seed = batch_size, l2, seed

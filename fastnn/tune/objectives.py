@@ -6,7 +6,7 @@ import numpy as np
 from fastnn import optim
 from fastnn.data import load_digits
 from fastnn.nn import TrainingDivergedError
-from fastnn.nn.model import OPTIMIZERS
+from fastnn.optim import OPTIMIZERS
 from fastnn.train import build_mlp
 
 __all__ = ["MLPObjective"]
