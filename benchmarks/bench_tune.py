@@ -2,7 +2,9 @@
 process) against two worker processes sharing an SQLite study, one Numba thread per trial (the
 issue's target: two workers >= 1.7x one on a 2-core machine).
 
-Each search runs ``N_TRIALS`` trials of ``MLPObjective(epochs=EPOCHS)`` over ``digits_space()``.
+Each search runs ``TRIALS[epochs]`` trials of ``MLPObjective(epochs)`` over ``digits_space()``,
+for two trial lengths: 20 epochs (the CLI's default, about 0.16 s a trial here, where the
+storage and hand-over work of each trial weighs) and 100 epochs (about 0.55 s).
 "trials per minute" is the steady rate, read from the trials' times in the study: the trials run
 (counting the part of each trial inside the window) from the moment every worker has finished
 its first trial (a new worker process first imports fastnn and Optuna, loads the data and the
@@ -17,12 +19,11 @@ import time
 
 from .common import THREADS  # noqa: F401  (pins and prints the threads of this process)
 
-N_TRIALS = 32
-EPOCHS = 20
+TRIALS = {20: 32, 100: 16}  # epochs per trial: trials per search
 REPEATS = 2
 
 
-def _search(jobs, n_trials=N_TRIALS):
+def _search(jobs, epochs, n_trials):
     """{"trials": steady trials per minute, "call": trials per minute of the whole ``search``
     call} with ``jobs`` workers."""
     from fastnn.tune import MLPObjective, search
@@ -30,7 +31,7 @@ def _search(jobs, n_trials=N_TRIALS):
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
-        result = search(MLPObjective(epochs=EPOCHS), digits_space(), n_trials, jobs=jobs,
+        result = search(MLPObjective(epochs=epochs), digits_space(), n_trials, jobs=jobs,
                         storage=f"sqlite:///{os.path.join(folder, 'tune.db')}", progress=False)
         call = time.perf_counter() - start
         trials = result.study.trials
@@ -45,8 +46,11 @@ def _search(jobs, n_trials=N_TRIALS):
 
 
 class TuneThroughput:
-    """Searches with 1 and 2 workers (in ``setup_cache``), then their rates."""
-    timeout = 600
+    """Searches with 1 and 2 workers for each trial length (in ``setup_cache``), then their
+    rates."""
+    params = list(TRIALS)
+    param_names = ["epochs"]
+    timeout = 900
 
     def setup_cache(self):
         try:
@@ -54,33 +58,35 @@ class TuneThroughput:
         except ImportError:
             return None
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        _search(1, n_trials=2)  # load the data and this process's compiled kernels first
-        rates = {1: [], 2: []}
-        for _ in range(REPEATS):
-            for jobs in rates:
-                rates[jobs].append(_search(jobs))
-        best = {jobs: {key: max(r[key] for r in runs) for key in runs[0]}
-                for jobs, runs in rates.items()}
-        print(f"fastnn tune benchmark: {N_TRIALS} trials of {EPOCHS} epochs, trials/min per "
-              f"run: {rates}")
+        _search(1, 1, n_trials=2)  # load the data and this process's compiled kernels first
+        best = {}
+        for epochs, n_trials in TRIALS.items():
+            rates = {1: [], 2: []}
+            for _ in range(REPEATS):
+                for jobs in rates:
+                    rates[jobs].append(_search(jobs, epochs, n_trials))
+            best[epochs] = {jobs: {key: max(r[key] for r in runs) for key in runs[0]}
+                            for jobs, runs in rates.items()}
+            print(f"fastnn tune benchmark: {n_trials} trials of {epochs} epochs, trials/min per "
+                  f"run: {rates}")
         return best
 
-    def setup(self, rates):
+    def setup(self, rates, epochs):
         if rates is None:
             raise NotImplementedError("optuna is not installed (pip install 'fastnn[tune]')")
 
-    def track_trials_per_minute_1_worker(self, rates):
-        return rates[1]["trials"]
+    def track_trials_per_minute_1_worker(self, rates, epochs):
+        return rates[epochs][1]["trials"]
     track_trials_per_minute_1_worker.unit = "trials/min"
 
-    def track_trials_per_minute_2_workers(self, rates):
-        return rates[2]["trials"]
+    def track_trials_per_minute_2_workers(self, rates, epochs):
+        return rates[epochs][2]["trials"]
     track_trials_per_minute_2_workers.unit = "trials/min"
 
-    def track_speedup(self, rates):
-        return rates[2]["trials"] / rates[1]["trials"]
+    def track_speedup(self, rates, epochs):
+        return rates[epochs][2]["trials"] / rates[epochs][1]["trials"]
     track_speedup.unit = "x"
 
-    def track_speedup_with_startup(self, rates):
-        return rates[2]["call"] / rates[1]["call"]
+    def track_speedup_with_startup(self, rates, epochs):
+        return rates[epochs][2]["call"] / rates[epochs][1]["call"]
     track_speedup_with_startup.unit = "x"
