@@ -287,3 +287,29 @@ def test_train_on_batch_with_nan_data_names_X_and_changes_nothing():
     assert model.optimizer.t == 1
     with pytest.raises(ValueError, match="label 7 is outside"):
         model.train_on_batch(np.ones((20, 4)), np.full(20, 7))
+
+
+def test_fit_resumes_exactly_from_initial_epoch():
+    """fit(epochs=4) then fit(epochs=7, initial_epoch=4) with the same optimizer equals
+    fit(epochs=7): shuffles, dropout masks, a step schedule and Adam's steps all continue."""
+    rng = np.random.default_rng(9)
+    X, y = rng.standard_normal((50, 6)), rng.integers(0, 3, 50)
+
+    def model():
+        return Sequential([Dense(8, use_bias=False), BatchNorm(), ReLU(), Dropout(0.3),
+                           Dense(3)])
+    schedule = optim.inverse_time(0.01, 0.1, unit="step")
+    straight, resumed = model(), model()
+    adam = optim.Adam(0.01)
+    full = straight.fit(X, y, epochs=7, batch_size=16, optimizer=adam, schedule=schedule,
+                        seed=2, verbose=False)
+    adam = optim.Adam(0.01)
+    first = resumed.fit(X, y, epochs=4, batch_size=16, optimizer=adam, schedule=schedule,
+                        seed=2, verbose=False)
+    rest = resumed.fit(X, y, epochs=7, batch_size=16, optimizer=adam, schedule=schedule,
+                       seed=2, verbose=False, initial_epoch=4)
+    np.testing.assert_array_equal(resumed.flat_params, straight.flat_params)
+    assert first["loss"] + rest["loss"] == full["loss"]
+    assert rest.epoch == [4, 5, 6]
+    with pytest.raises(ValueError, match=r"initial_epoch must be an integer in \[0, epochs = 7\]"):
+        resumed.fit(X, y, epochs=7, initial_epoch=8, verbose=False)

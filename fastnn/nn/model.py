@@ -257,7 +257,7 @@ class Sequential:
 
     def fit(self, X, y, epochs, batch_size=64, optimizer=None, l2=0.0, schedule=None,
             validation_data=None, validation_split=0.0, callbacks=(), shuffle=True, seed=0,
-            verbose=True):
+            verbose=True, initial_epoch=0):
         """Train with mini-batches; returns a ``History``.
 
         optimizer: an optimizer from ``fastnn.optim`` or its name ("gd", "momentum", "rmsprop",
@@ -265,13 +265,21 @@ class Sequential:
         (``fastnn.optim`` schedules; those made per step get the global step). l2: lambda of the
         L2 penalty lambda / (2 m) * sum ||W||^2 on dense weights. validation_data (X, y) or
         validation_split (the last fraction of X, y, taken before shuffling). Each epoch
-        shuffles (seeded by ``seed``) and partitions the data. If the loss or a gradient becomes
-        NaN or inf, training stops with ``TrainingDivergedError`` naming the epoch and step,
-        and the model keeps the parameters of the last good step.
+        shuffles and partitions the data, and draws the dropout masks, from its own stream
+        seeded by (``seed``, epoch). ``initial_epoch`` (as in Keras) starts at that epoch, so that
+        ``fit(..., epochs=10, initial_epoch=4)`` after ``fit(..., epochs=4)`` (the same optimizer
+        object and seed) continues the first run exactly: the same shuffles, schedule values
+        and steps. If the loss or a gradient becomes NaN or inf, training stops with
+        ``TrainingDivergedError`` naming the epoch and step, and the model keeps the parameters
+        of the last good step.
         """
         fn = "Sequential.fit"
         if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
             raise ValueError(f"{fn}: epochs must be an integer >= 0, got {epochs!r}")
+        if (not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool)
+                or not 0 <= initial_epoch <= epochs):
+            raise ValueError(f"{fn}: initial_epoch must be an integer in [0, epochs = {epochs}], "
+                             f"got {initial_epoch!r}")
         if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
                 or batch_size < 1):
             raise ValueError(f"{fn}: batch_size must be an integer >= 1, got {batch_size!r}")
@@ -299,21 +307,21 @@ class Sequential:
         if validation_data is not None:
             X_val, y_val = k.to_backend(X_val), k.to_backend(y_val)
         self.optimizer, self.stop_training, history = optimizer, False, History()
-        rng = np.random.default_rng(seed)
-        for layer in self.layers:
-            if hasattr(layer, "rng"):
-                layer.rng = rng
         for c in callbacks:
             c.on_train_begin(self)
         n_batches = -(-X.shape[0] // batch_size)
-        progress = _progress(epochs * n_batches, verbose)
-        step = 0
-        for epoch in range(epochs):
+        progress = _progress((epochs - initial_epoch) * n_batches, verbose)
+        step = initial_epoch * n_batches
+        for epoch in range(initial_epoch, epochs):
             if schedule is not None and getattr(schedule, "unit", "epoch") == "epoch":
                 optimizer.lr = schedule(epoch)
             for c in callbacks:
                 c.on_epoch_begin(self, epoch)
             total, correct, seen = 0.0, 0, 0
+            rng = np.random.default_rng([seed, epoch])  # each epoch its own stream: resumable
+            for layer in self.layers:
+                if hasattr(layer, "rng"):
+                    layer.rng = rng
             order_seed = int(rng.integers(2**63)) if shuffle else None
             for b, rows in enumerate(minibatch_indices(X.shape[0], batch_size, order_seed)):
                 if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
