@@ -35,6 +35,24 @@ def _count_nonfinite(a):
     return _math.count_nonfinite(a)
 
 
+@jit(parallel=True)
+def _count_nonfinite_parallel(a, b, c, d, n_arrays, blocks):
+    """How many values of the first ``n_arrays`` of the 1-D arrays a, b, c, d (one size) are NaN
+    or inf, each thread counting one contiguous block of each."""
+    n = a.shape[0]
+    bad = 0
+    for t in prange(blocks):
+        i0, i1 = t * n // blocks, (t + 1) * n // blocks
+        bad += _math.count_nonfinite(a[i0:i1])
+        if n_arrays > 1:
+            bad += _math.count_nonfinite(b[i0:i1])
+        if n_arrays > 2:
+            bad += _math.count_nonfinite(c[i0:i1])
+        if n_arrays > 3:
+            bad += _math.count_nonfinite(d[i0:i1])
+    return bad
+
+
 @jit
 def _sgd_block(p, g, lr, i0, i1):
     p, g = p[i0:i1], g[i0:i1]  # views indexed from 0: the loop vectorizes (see the module doc)
@@ -43,17 +61,10 @@ def _sgd_block(p, g, lr, i0, i1):
 
 
 @jit(parallel=True)
-def _sgd_parallel(p, g, lr, blocks, check):
+def _sgd_parallel(p, g, lr, blocks):
     n = p.shape[0]
-    bad = 0
-    if check:
-        for b in prange(blocks):
-            i0, i1 = b * n // blocks, (b + 1) * n // blocks
-            bad += _math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-    if bad == 0:
-        for b in prange(blocks):
-            _sgd_block(p, g, lr, b * n // blocks, (b + 1) * n // blocks)
-    return bad
+    for b in prange(blocks):
+        _sgd_block(p, g, lr, b * n // blocks, (b + 1) * n // blocks)
 
 
 @jit
@@ -66,19 +77,11 @@ def _momentum_block(p, g, v, lr, beta, one_minus_beta, i0, i1):
 
 
 @jit(parallel=True)
-def _momentum_parallel(p, g, v, lr, beta, one_minus_beta, blocks, check):
+def _momentum_parallel(p, g, v, lr, beta, one_minus_beta, blocks):
     n = p.shape[0]
-    bad = 0
-    if check:
-        for b in prange(blocks):
-            i0, i1 = b * n // blocks, (b + 1) * n // blocks
-            bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-                    + _math.count_nonfinite(v[i0:i1]))
-    if bad == 0:
-        for b in prange(blocks):
-            _momentum_block(p, g, v, lr, beta, one_minus_beta, b * n // blocks,
-                            (b + 1) * n // blocks)
-    return bad
+    for b in prange(blocks):
+        _momentum_block(p, g, v, lr, beta, one_minus_beta, b * n // blocks,
+                        (b + 1) * n // blocks)
 
 
 @jit
@@ -92,19 +95,11 @@ def _rmsprop_block(p, g, s, lr, beta, one_minus_beta, eps, i0, i1):
 
 
 @jit(parallel=True)
-def _rmsprop_parallel(p, g, s, lr, beta, one_minus_beta, eps, blocks, check):
+def _rmsprop_parallel(p, g, s, lr, beta, one_minus_beta, eps, blocks):
     n = p.shape[0]
-    bad = 0
-    if check:
-        for b in prange(blocks):
-            i0, i1 = b * n // blocks, (b + 1) * n // blocks
-            bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-                    + _math.count_nonfinite(s[i0:i1]))
-    if bad == 0:
-        for b in prange(blocks):
-            _rmsprop_block(p, g, s, lr, beta, one_minus_beta, eps, b * n // blocks,
-                           (b + 1) * n // blocks)
-    return bad
+    for b in prange(blocks):
+        _rmsprop_block(p, g, s, lr, beta, one_minus_beta, eps, b * n // blocks,
+                       (b + 1) * n // blocks)
 
 
 @jit
@@ -125,19 +120,11 @@ def _adam_block(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2
 
 @jit(parallel=True)
 def _adam_parallel(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2, inv_sqrt_bc2,
-                   eps, blocks, check):
+                   eps, blocks):
     n = p.shape[0]
-    bad = 0
-    if check:
-        for b in prange(blocks):
-            i0, i1 = b * n // blocks, (b + 1) * n // blocks
-            bad += (_math.count_nonfinite(p[i0:i1]) + _math.count_nonfinite(g[i0:i1])
-                    + _math.count_nonfinite(m[i0:i1]) + _math.count_nonfinite(v[i0:i1]))
-    if bad == 0:
-        for b in prange(blocks):
-            _adam_block(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2,
-                        inv_sqrt_bc2, eps, b * n // blocks, (b + 1) * n // blocks)
-    return bad
+    for b in prange(blocks):
+        _adam_block(p, g, m, v, step, beta1, one_minus_beta1, beta2, one_minus_beta2,
+                    inv_sqrt_bc2, eps, b * n // blocks, (b + 1) * n // blocks)
 
 
 # --- public kernels ------------------------------------------------------------------------------
@@ -150,19 +137,25 @@ def _flat(a, name):
 
 
 def _update(block, parallel, p, g, states, scalars, check_finite):
-    """Run the update ``block`` over all of the flat views (serially) or ``parallel`` (which counts
-    NaN/inf itself); raise NonFiniteError, with nothing changed, when an input holds NaN or inf
-    (unless ``check_finite`` is false)."""
+    """Count NaN/inf in every input (unless ``check_finite`` is false), raising NonFiniteError
+    with nothing changed if there is any; then run the update ``block`` over the flat views,
+    serially or ``parallel``."""
     arrays = [_flat(p, "p"), g.reshape(-1), *(_flat(a, "state") for a in states)]
     scalars = tuple(p.dtype.type(x) for x in scalars)  # the arrays' dtype, see the module doc
     n = arrays[0].shape[0]
     blocks = n_blocks(n, n, config.OPTIM_PARALLEL_MIN_ELEMENTS)
-    if blocks == 1:
-        if check_finite and any(_count_nonfinite(a) for a in arrays):
+    if check_finite:
+        if blocks == 1:
+            bad = sum(_count_nonfinite(a) for a in arrays)
+        else:
+            padded = arrays + arrays[:1] * (4 - len(arrays))
+            bad = _count_nonfinite_parallel(*padded, len(arrays), blocks)
+        if bad:
             raise NonFiniteError
+    if blocks == 1:
         block(*arrays, *scalars, 0, n)
-    elif parallel(*arrays, *scalars, blocks, bool(check_finite)):
-        raise NonFiniteError
+    else:
+        parallel(*arrays, *scalars, blocks)
 
 
 def add_scaled(y, alpha, x):
