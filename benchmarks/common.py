@@ -58,6 +58,8 @@ def _pin_threads(n):
     import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS, the one Numba calls)
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    from fastnn.kernels.cpu import _blas
+
     numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     limiter = threadpool_limits(limits=n, user_api="blas")
     blas = ", ".join(sorted(f"{os.path.basename(os.path.dirname(i['filepath']))} "
@@ -65,6 +67,7 @@ def _pin_threads(n):
                             for i in threadpool_info() if i["user_api"] == "blas"))
     print(f"fastnn benchmarks: FASTNN_BENCH_THREADS={n}; numba threads={numba.get_num_threads()} "
           f"(max {numba.config.NUMBA_NUM_THREADS}); BLAS threads: {blas}; "
+          f"fastnn's products: {_blas.PROVIDER_INFO}; "
           f"fastnn from {os.path.dirname(fastnn.__file__)}", file=sys.stderr)
     return limiter
 

@@ -236,10 +236,13 @@ def run(quick=False, out=print):
     import numba
     from threadpoolctl import threadpool_info
 
+    from fastnn.kernels.cpu import _blas
+
     blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
     limits = machine_limits()
     out(f"fastnn bench: numba threads {numba.get_num_threads()}, BLAS threads {blas}, float32; "
         "times in ms, ratio = reference / fastnn")
+    out(f"fastnn's matrix products: {_blas.PROVIDER_INFO} (FASTNN_BLAS={_blas.config.BLAS})")
     out(f"machine limits measured now: NumPy sgemm {limits[0]:.0f} GFLOP/s, parallel triad "
         f"{limits[1]:.1f} GB/s (arrays that fit the last-level cache can exceed it)")
     header = (f"{'kernel':<20}{'shape':<20}{'numpy ms':>10}{'fastnn ms':>11}{'ratio':>8}"

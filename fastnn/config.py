@@ -5,6 +5,9 @@ import:
 
 - ``FASTNN_CACHE=0`` turns off Numba's on-disk cache of compiled kernels (on by default).
 - ``FASTNN_BACKEND`` sets the default backend (``"cpu"`` unless set).
+- ``FASTNN_BLAS`` picks the BLAS of the CPU kernels' matrix products: ``"mkl"`` (oneMKL, from
+  ``pip install fastnn[mkl]``), ``"scipy"`` (SciPy's OpenBLAS) or ``"auto"`` (the default: MKL
+  when installed, else SciPy's); see ``fastnn.kernels.cpu._blas``.
 """
 import os
 
@@ -18,6 +21,9 @@ CACHE = os.environ.get("FASTNN_CACHE", "1").strip().lower() not in ("0", "false"
 
 #: Backend used when a kernel is called without ``backend=``.
 DEFAULT_BACKEND = os.environ.get("FASTNN_BACKEND", "cpu")
+
+#: BLAS provider of the CPU backend's matrix products: "auto", "mkl" or "scipy".
+BLAS = os.environ.get("FASTNN_BLAS", "auto").strip().lower()
 
 #: Below these sizes a CPU kernel runs serially on the calling thread, where waking the thread pool
 #: costs more than it saves. Crossovers measured on the 2-core machine (serial vs parallel time,
