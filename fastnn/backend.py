@@ -21,20 +21,21 @@ def _check(name):
         raise ValueError(f"unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
 
 
-_usable = set()  # backends whose hardware check passed
+_modules = {}  # name -> module, for backends whose hardware check passed
 
 
 def get(name=None):
     """The module implementing the kernels for backend ``name`` (None: the default); for "cuda",
     a RuntimeError saying why when no GPU (or simulator) can run it."""
     name = _default if name is None else name
-    if name not in _usable:
+    module = _modules.get(name)
+    if module is None:
         _check(name)
         module = importlib.import_module(BACKENDS[name])
         if hasattr(module, "require_gpu"):
             module.require_gpu()
-        _usable.add(name)
-    return importlib.import_module(BACKENDS[name])
+        _modules[name] = module
+    return module
 
 
 def set_default(name):

@@ -133,26 +133,6 @@ def _grad_x_parallel(dA, A, act, X, mean, a, c, d, dX, blocks):
     return bad
 
 
-def _column_sums(kernel_rows, kernel_parallel, blocks, *arrays):
-    """Run a two-accumulator column-sum kernel serially or in parallel; return both float64
-    accumulators, one row per block (summed by ``_forward_coefficients`` and the like)."""
-    n = arrays[0].shape[1]
-    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
-    if blocks == 1:
-        kernel_rows(*arrays, acc1[0], acc2[0], 0, arrays[0].shape[0])
-    else:
-        kernel_parallel(*arrays, acc1, acc2)
-    return acc1, acc2
-
-
-def _rowwise(kernel_rows, kernel_parallel, blocks, *arrays):
-    """Run a row-block kernel that returns a count of NaN/inf outputs; raise if there are any."""
-    m = arrays[0].shape[0]
-    bad = kernel_rows(*arrays, 0, m) if blocks == 1 else kernel_parallel(*arrays, blocks)
-    if bad:
-        raise NonFiniteError
-
-
 @register_jitable
 def _block_sums(acc1, acc2, j):
     """Column j of both accumulators summed over the blocks, and whether both sums are finite."""
@@ -194,26 +174,43 @@ def _update_running(running_mean, running_var, mean, var, decay, m):
         running_var[j] = decay * running_var[j] + (1.0 - decay) * var[j] * (m / (m - 1.0))
 
 
+@jit
+def _forward(X, gamma, beta, running_mean, running_var, training, decay, eps, act, Y, mean_x,
+             invstd_x, blocks):
+    """The whole forward pass on ``blocks`` threads (1: serially on the calling thread): the
+    statistics (training), the coefficients, Y, and then, only when all of it is finite, the
+    running averages (training). Returns how many values are NaN or inf (0: done)."""
+    m, n = X.shape
+    shift = X[0].copy()
+    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
+    if training:
+        if blocks == 1:
+            _stats_rows(X, shift, acc1[0], acc2[0], 0, m)
+        else:
+            _stats_parallel(X, shift, acc1, acc2)
+    mean, var, alpha = np.empty(n), np.empty(n), np.empty(n, X.dtype)
+    if not _forward_coefficients(acc1, acc2, shift, float(m), training, running_mean,
+                                 running_var, gamma, eps, mean, var, mean_x, invstd_x, alpha):
+        return 1
+    if blocks == 1:
+        bad = _normalize_rows(X, mean_x, alpha, beta, Y, act, 0, m)
+    else:
+        bad = _normalize_parallel(X, mean_x, alpha, beta, Y, act, blocks)
+    if bad == 0 and training:
+        _update_running(running_mean, running_var, mean, var, decay, float(m))
+    return bad
+
+
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
                       eps=1e-5, activation="linear", out=None):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
     m, n = X.shape
-    blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
-    shift = X[0].copy()
-    if training:
-        acc1, acc2 = _column_sums(_stats_rows, _stats_parallel, blocks, X, shift)
-    else:
-        acc1 = acc2 = np.zeros((0, n))
-    mean, var = np.empty(n), np.empty(n)
-    mean_x, invstd_x, alpha = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
-    if not _forward_coefficients(acc1, acc2, shift, float(m), training, running_mean,
-                                 running_var, gamma, eps, mean, var, mean_x, invstd_x, alpha):
-        raise NonFiniteError
     Y = np.empty_like(X) if out is None else out
-    _rowwise(_normalize_rows, _normalize_parallel, blocks,
-             X, mean_x, alpha, beta, Y, ACTIVATIONS.index(activation))
-    if training:  # only once everything is known to be finite
-        _update_running(running_mean, running_var, mean, var, decay, float(m))
+    mean_x, invstd_x = np.empty(n, X.dtype), np.empty(n, X.dtype)
+    blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
+    if _forward(X, gamma, beta, running_mean, running_var, bool(training), float(decay),
+                float(eps), ACTIVATIONS.index(activation), Y, mean_x, invstd_x, blocks):
+        raise NonFiniteError
     return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training, activation,
                              None if activation == "linear" else Y)
 
@@ -240,21 +237,37 @@ def _backward_coefficients(acc1, acc2, invstd, gamma, m, training, dgamma, dbeta
     return True
 
 
+@jit
+def _backward(dY, A, act, X, mean, invstd, gamma, training, dX, dgamma, dbeta, blocks):
+    """The whole backward pass on ``blocks`` threads (1: serially on the calling thread): the
+    column sums, dgamma, dbeta and the coefficients, then dX. Returns how many values are NaN or
+    inf."""
+    m, n = X.shape
+    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
+    if blocks == 1:
+        _grad_sums_rows(dY, A, act, X, mean, acc1[0], acc2[0], 0, m)
+    else:
+        _grad_sums_parallel(dY, A, act, X, mean, acc1, acc2)
+    a, c, d = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
+    if not _backward_coefficients(acc1, acc2, invstd, gamma, float(m), training, dgamma, dbeta,
+                                  a, c, d):
+        return 1
+    if blocks == 1:
+        return _grad_x_rows(dY, A, act, X, mean, a, c, d, dX, 0, m)
+    return _grad_x_parallel(dY, A, act, X, mean, a, c, d, dX, blocks)
+
+
 def batchnorm_backward(dY, cache, out=None):
     """Batch normalization backward; see ``fastnn.kernels.batchnorm_backward``."""
     X, gamma, mean, invstd, training, activation, A = cache
-    act = ACTIVATIONS.index(activation)
     A = dY if A is None else A  # (not read when linear)
-    m, n = X.shape
-    blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
-    acc1, acc2 = _column_sums(_grad_sums_rows, _grad_sums_parallel, blocks, dY, A, act, X, mean)
+    n = X.shape[1]
     dX, dgamma, dbeta = (None, None, None) if out is None else out
     dX = np.empty_like(X) if dX is None else dX
     dgamma = np.empty(n, X.dtype) if dgamma is None else dgamma
     dbeta = np.empty(n, X.dtype) if dbeta is None else dbeta
-    a, c, d = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
-    if not _backward_coefficients(acc1, acc2, invstd, gamma, float(m), training, dgamma, dbeta,
-                                  a, c, d):
+    blocks = n_blocks(X.shape[0], X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
+    if _backward(dY, A, ACTIVATIONS.index(activation), X, mean, invstd, gamma, bool(training),
+                 dX, dgamma, dbeta, blocks):
         raise NonFiniteError
-    _rowwise(_grad_x_rows, _grad_x_parallel, blocks, dY, A, act, X, mean, a, c, d, dX)
     return dX, dgamma, dbeta

@@ -28,13 +28,16 @@ def _count_nonfinite_block(M, r0, r1, c0, c1):
 
 @jit
 def _bias_activation(Z, b, act, r0, r1, c0, c1):
-    """Z <- g(Z + b) on the block Z[r0:r1, c0:c1]; returns how many Z + b are NaN or inf."""
-    bias = b[c0:c1]
+    """Z <- g(Z + b) on the block Z[r0:r1, c0:c1] (no bias when b is empty); returns how many
+    Z + b are NaN or inf."""
+    has_bias = b.shape[0] > 0
+    bias = b[c0:c1] if has_bias else b
     bad = 0
     for i in range(r0, r1):
         row = Z[i][c0:c1]
-        for j in range(row.shape[0]):
-            row[j] += bias[j]
+        if has_bias:
+            for j in range(row.shape[0]):
+                row[j] += bias[j]
         bad += _math.count_nonfinite(row)
         activate_in_place(row, act)
     return bad
@@ -89,6 +92,12 @@ def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad):
 def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks):
     m = X.shape[0]
     bad = 0
+    if act == LINEAR:  # dZ is dA, complete already: one parallel region
+        for t in prange(blocks):
+            bad += (_grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks,
+                                 (t + 1) * m // blocks)
+                    + _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad))
+        return bad
     for t in prange(blocks):
         bad += _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
     for t in prange(blocks):
@@ -97,9 +106,22 @@ def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, block
 
 
 @jit
-def _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad):
-    bad = _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
-    return bad + _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
+def _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, blocks):
+    """dZ, dX, dW and db = the column sums of dZ (summed over the blocks' float64 partial sums)
+    on ``blocks`` threads (1: serially on the calling thread); returns how many values of the
+    results are NaN or inf."""
+    db_parts = np.zeros((blocks, db.shape[0]))
+    if blocks == 1:
+        bad = _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
+        bad += _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
+    else:
+        bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks)
+    for j in range(db.shape[0]):
+        total = 0.0
+        for t in range(blocks):
+            total += db_parts[t, j]
+        db[j] = total
+    return bad + _math.count_nonfinite(db)
 
 
 def _blocks(X, W):
@@ -110,7 +132,7 @@ def _blocks(X, W):
 def dense_forward(X, W, b=None, activation="linear", out=None):
     """A = g(X @ W + b); see ``fastnn.kernels.dense_forward``."""
     act = ACTIVATIONS.index(activation)
-    bias = np.zeros(W.shape[1], X.dtype) if b is None else b
+    bias = W[0, :0] if b is None else b  # empty: no bias
     A = np.empty((X.shape[0], W.shape[1]), X.dtype) if out is None else out
     blocks = _blocks(X, W)
     with single_threaded_blas:
@@ -135,20 +157,12 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
         dX = X[:0]
     else:
         dX = np.empty_like(X) if out_dX is None else out_dX
-    blocks = _blocks(X, W)
-    db_parts = np.zeros((blocks, W.shape[1]), np.float64)
+    db = np.empty(W.shape[1], X.dtype) if out_db is None else out_db
     with single_threaded_blas:
-        if blocks == 1:
-            bad = _backward_serial(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad)
-        else:
-            bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks)
-    db = db_parts.sum(axis=0)
-    if bad or not np.isfinite(db).all():
+        bad = _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, _blocks(X, W))
+    if bad:
         raise NonFiniteError
-    if out_db is None:
-        return (dX if input_grad else None), dW, db.astype(X.dtype)
-    out_db[...] = db
-    return (dX if input_grad else None), dW, out_db
+    return (dX if input_grad else None), dW, db
 
 
 @jit
