@@ -51,14 +51,14 @@ def _stats_parallel(X, shift, s1, s2):
 
 @jit
 def _normalize_rows(X, mean, alpha, beta, Y, act, r0, r1):
-    """Y = g((X - mean) * alpha + beta) for rows r0:r1; returns how many values before g are
-    NaN or inf."""
+    """Y = g((X - mean) * alpha + beta) for rows r0:r1; returns how many rows hold NaN or
+    inf before g."""
     bad = 0
     for i in range(r0, r1):
         x, y = X[i], Y[i]
         for j in range(x.shape[0]):
             y[j] = (x[j] - mean[j]) * alpha[j] + beta[j]
-        bad += _math.count_nonfinite(y)
+        bad += _math.nonfinite(y)
         activate_in_place(y, act)
     return bad
 
@@ -103,14 +103,14 @@ def _grad_sums_parallel(dA, A, act, X, mean, sdy, sdyx):
 
 @jit
 def _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, r0, r1):
-    """dX = a * dY + c * (X - mean) + d for rows r0:r1 (dY = dA * g'(A)); returns how many
-    are NaN or inf."""
+    """dX = a * dY + c * (X - mean) + d for rows r0:r1 (dY = dA * g'(A)); returns how many rows
+    hold NaN or inf."""
     bad = 0
     for i in range(r0, r1):
         x, da, act_row, dx = X[i], dA[i], A[i], dX[i]
         for j in range(x.shape[0]):
             dx[j] = a[j] * grad_z_at(da, act_row, j, act) + c[j] * (x[j] - mean[j]) + d[j]
-        bad += _math.count_nonfinite(dx)
+        bad += _math.nonfinite(dx)
     return bad
 
 
@@ -170,7 +170,7 @@ def _forward(X, gamma, beta, running_mean, running_var, training, decay, eps, ac
              invstd_x, blocks):
     """The whole forward pass on ``blocks`` threads (1: serially on the calling thread): the
     statistics (training), the coefficients, Y, and then, only when all of it is finite, the
-    running averages (training). Returns how many values are NaN or inf (0: done)."""
+    running averages (training). Returns 0 when done, else a positive count of NaN/inf finds."""
     m, n = X.shape
     shift = X[0].copy()
     acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
@@ -231,8 +231,8 @@ def _backward_coefficients(acc1, acc2, invstd, gamma, m, training, dgamma, dbeta
 @jit
 def _backward(dY, A, act, X, mean, invstd, gamma, training, dX, dgamma, dbeta, blocks):
     """The whole backward pass on ``blocks`` threads (1: serially on the calling thread): the
-    column sums, dgamma, dbeta and the coefficients, then dX. Returns how many values are NaN or
-    inf."""
+    column sums, dgamma, dbeta and the coefficients, then dX. Returns 0, or a positive count of
+    NaN/inf finds."""
     m, n = X.shape
     acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
     if blocks == 1:

@@ -19,17 +19,17 @@ from fastnn.kernels.reference import NonFiniteError
 
 @jit
 def _count_nonfinite_block(M, r0, r1, c0, c1):
-    """How many values of M[r0:r1, c0:c1] are NaN or inf."""
+    """How many rows of M[r0:r1, c0:c1] hold NaN or inf."""
     bad = 0
     for i in range(r0, r1):
-        bad += _math.count_nonfinite(M[i][c0:c1])
+        bad += _math.nonfinite(M[i][c0:c1])
     return bad
 
 
 @jit
 def _bias_activation(Z, b, act, r0, r1, c0, c1):
     """Z <- g(Z + b) on the block Z[r0:r1, c0:c1] (no bias when b is empty); returns how many
-    Z + b are NaN or inf."""
+    rows of Z + b hold NaN or inf."""
     has_bias = b.shape[0] > 0
     bias = b[c0:c1] if has_bias else b
     bad = 0
@@ -38,7 +38,7 @@ def _bias_activation(Z, b, act, r0, r1, c0, c1):
         if has_bias:
             for j in range(row.shape[0]):
                 row[j] += bias[j]
-        bad += _math.count_nonfinite(row)
+        bad += _math.nonfinite(row)
         activate_in_place(row, act)
     return bad
 
@@ -61,7 +61,7 @@ def _forward_parallel(X, W, b, A, act, blocks):
 @jit
 def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
     """dZ = dA * g'(Z) (g' from A) for rows r0:r1; db_part += column sums of those rows.
-    Returns how many values of A and dZ are NaN or inf. For "linear", dZ is dA: callers pass
+    Returns how many rows of A and dZ hold NaN or inf. For "linear", dZ is dA: callers pass
     the same array (nothing is written)."""
     bad = 0
     for i in range(r0, r1):
@@ -70,14 +70,14 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
             grad_z_row(dA[i], A[i], dz, act)
         for j in range(dz.shape[0]):
             db_part[j] += dz[j]
-        bad += _math.count_nonfinite(A[i]) + _math.count_nonfinite(dz)
+        bad += _math.nonfinite(A[i]) + _math.nonfinite(dz)
     return bad
 
 
 @jit
 def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad):
-    """Block t of dX = dZ @ W.T (if ``input_grad``) and of dW = X.T @ dZ; returns how many are
-    NaN or inf."""
+    """Block t of dX = dZ @ W.T (if ``input_grad``) and of dW = X.T @ dZ; returns how many of
+    their rows hold NaN or inf."""
     bad = 0
     if input_grad:
         r0, r1, c0, c1 = output_block(dX.shape[0], dX.shape[1], t, blocks)
@@ -108,8 +108,8 @@ def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, block
 @jit
 def _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, blocks):
     """dZ, dX, dW and db = the column sums of dZ (summed over the blocks' float64 partial sums)
-    on ``blocks`` threads (1: serially on the calling thread); returns how many values of the
-    results are NaN or inf."""
+    on ``blocks`` threads (1: serially on the calling thread); returns how many rows of the
+    results hold NaN or inf (0: all finite)."""
     db_parts = np.zeros((blocks, db.shape[0]))
     if blocks == 1:
         bad = _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
@@ -121,7 +121,7 @@ def _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, blocks):
         for t in range(blocks):
             total += db_parts[t, j]
         db[j] = total
-    return bad + _math.count_nonfinite(db)
+    return bad + _math.nonfinite(db)
 
 
 def _blocks(X, W):
@@ -167,12 +167,12 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
 
 @jit
 def _activation_rows(Z, A, act, r0, r1):
-    """A = g(Z) for rows r0:r1; returns how many values of Z are NaN or inf."""
+    """A = g(Z) for rows r0:r1; returns how many rows of Z hold NaN or inf."""
     bad = 0
     for i in range(r0, r1):
         a = A[i]
         a[:] = Z[i]
-        bad += _math.count_nonfinite(a)
+        bad += _math.nonfinite(a)
         activate_in_place(a, act)
     return bad
 

@@ -31,25 +31,25 @@ __all__ = ["adam_update", "add_scaled", "momentum_update", "rmsprop_update", "sg
 
 @jit
 def _count_nonfinite(a):
-    """How many values of a 1-D array are NaN or inf (the serial path's first pass)."""
-    return _math.count_nonfinite(a)
+    """1 if a value of a 1-D array is NaN or inf, else 0 (the serial path's first pass)."""
+    return _math.nonfinite(a)
 
 
 @jit(parallel=True)
 def _count_nonfinite_parallel(a, b, c, d, n_arrays, blocks):
-    """How many values of the first ``n_arrays`` of the 1-D arrays a, b, c, d (one size) are NaN
-    or inf, each thread counting one contiguous block of each."""
+    """How many blocks of the first ``n_arrays`` of the 1-D arrays a, b, c, d (one size) hold NaN
+    or inf (0: all finite), each thread checking one contiguous block of each."""
     n = a.shape[0]
     bad = 0
     for t in prange(blocks):
         i0, i1 = t * n // blocks, (t + 1) * n // blocks
-        bad += _math.count_nonfinite(a[i0:i1])
+        bad += _math.nonfinite(a[i0:i1])
         if n_arrays > 1:
-            bad += _math.count_nonfinite(b[i0:i1])
+            bad += _math.nonfinite(b[i0:i1])
         if n_arrays > 2:
-            bad += _math.count_nonfinite(c[i0:i1])
+            bad += _math.nonfinite(c[i0:i1])
         if n_arrays > 3:
-            bad += _math.count_nonfinite(d[i0:i1])
+            bad += _math.nonfinite(d[i0:i1])
     return bad
 
 

@@ -1,7 +1,7 @@
 """Softmax, log-softmax, hardmax and fused softmax cross-entropy, one row at a time.
 
 Rows are independent, so threads take blocks of rows. Per row, each step a vectorized loop: the
-max and a NaN/inf count, exp(z - max) with a vectorizable exp and its sum, then the output. The
+max and a NaN/inf check, exp(z - max) with a vectorizable exp and its sum, then the output. The
 order z - max - log(sum) keeps logits of 1e4 finite. Z: (m, C).
 """
 import math
@@ -19,11 +19,11 @@ SOFTMAX, LOG_SOFTMAX, HARDMAX = range(3)
 
 @jit
 def _row_max(z):
-    """(max of z, how many values of z are NaN or inf)."""
+    """(max of z, 1 if a value of z is NaN or inf else 0)."""
     best = z[0]
     for j in range(z.shape[0]):
         best = _math.maximum(best, z[j])
-    return best, _math.count_nonfinite(z)
+    return best, _math.nonfinite(z)
 
 
 @jit
@@ -39,7 +39,8 @@ def _exp_shifted(z, shift, out):
 
 @jit
 def _softmax_rows(Z, out, mode, r0, r1):
-    """Rows r0:r1 of softmax, log_softmax or hardmax (by ``mode``); returns the NaN/inf count."""
+    """Rows r0:r1 of softmax, log_softmax or hardmax (by ``mode``); returns how many rows hold
+    NaN or inf."""
     bad = 0
     zero, one = Z.dtype.type(0), Z.dtype.type(1)
     for i in range(r0, r1):
@@ -77,7 +78,8 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
 
     With use_rows, targets are Y's rows: loss_i = sum_j Y_ij (lse_i - Z_ij),
     dZ_i = (p_i * sum_j Y_ij - Y_i) / m; otherwise class ``labels``: loss_i = lse_i - Z_i,label,
-    dZ_i = (p_i - onehot_i) / m. lse_i = log sum_j exp(Z_ij). Returns (loss sum, NaN/inf count).
+    dZ_i = (p_i - onehot_i) / m. lse_i = log sum_j exp(Z_ij). Returns (loss sum, how many rows
+    hold NaN or inf).
     """
     m = Z.shape[0]
     inv_m = Z.dtype.type(1.0 / m)
@@ -94,7 +96,7 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
             for j in range(z.shape[0]):
                 ysum += y[j]
                 yz += y[j] * z[j]
-            bad += _math.count_nonfinite(y)
+            bad += _math.nonfinite(y)
             loss += ysum * lse - yz
             scale = Z.dtype.type(ysum / s) * inv_m
             for j in range(z.shape[0]):
