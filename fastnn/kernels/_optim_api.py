@@ -33,6 +33,8 @@ def _impl(fn, backend):
 # --- checks --------------------------------------------------------------------------------------
 
 def _real(fn, name, value):
+    if type(value) is float:  # the common case, without the slower abstract-class checks
+        return value
     if not isinstance(value, numbers.Real) or isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{fn}: {name} must be a real number, got {type(value).__name__}")
     return float(value)

@@ -13,16 +13,24 @@ class Workspace:
 
     def __init__(self):
         self._buffers = {}
+        self._views = {}  # (name, shape, dtype) -> the view last handed out (a step's fast path)
 
     def array(self, name, shape, dtype, empty=np.empty):
         """The array ``name`` of ``shape`` and ``dtype``; ``empty(n, dtype)`` allocates the
         buffer (a backend's allocator: device memory for "cuda")."""
+        key = (name, tuple(shape), dtype)
+        view = self._views.get(key)
+        if view is not None:
+            return view
         n = math.prod(shape)
         buffer = self._buffers.get(name)
         if buffer is None or buffer.size < n or buffer.dtype != dtype:
             buffer = self._buffers[name] = empty(n, dtype)
-        return buffer[:n].reshape(shape)
+            self._views = {k: v for k, v in self._views.items() if k[0] != name}
+        view = self._views[key] = buffer[:n].reshape(shape)
+        return view
 
     def clear(self):
         """Free every buffer (they are made again when next needed)."""
         self._buffers.clear()
+        self._views.clear()

@@ -116,9 +116,8 @@ class Optimizer:
         """One step on a single parameter array p with gradient g (``params=[p], grads=[g]``)
         without ``step``'s checks of the arrays and its NaN/inf pass: for a caller whose p and
         g are C-contiguous, of one shape and dtype, and finite (``Sequential.fit``, whose
-        gradients come from kernels that count NaN/inf in their results). The hyperparameters
-        are still checked."""
-        self.check_hyperparameters()
+        gradients come from kernels that count NaN/inf in their results), and who has called
+        ``check_hyperparameters`` (``Sequential`` does, before the step's forward pass)."""
         self._make_state([p])
         self._update(_backend.get(self.backend), p, g, self._state[0], self.t + 1, False)
         self.t += 1
