@@ -18,20 +18,19 @@ from fastnn.kernels.cpu._activation import activate_in_place, grad_z_at
 from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import BatchNormCache, NonFiniteError
 
-_CHUNK = 16  # rows summed in the input's dtype before adding into the float64 accumulators
 
 
 @jit
 def _stats_rows(X, shift, s1, s2, r0, r1):
     """s1 += sum(X - shift), s2 += sum((X - shift)^2) over rows r0:r1. shift, a row of X, keeps
     the one-pass variance accurate when the mean is large. Sums run in X's dtype over chunks of
-    ``_CHUNK`` rows, each folded into the float64 s1, s2 (3.5x faster than float64 throughout)."""
+    ``_math.CHUNK_ROWS`` rows, each folded into the float64 s1, s2."""
     n = X.shape[1]
     p1, p2 = np.empty(n, X.dtype), np.empty(n, X.dtype)
-    for c in range(r0, r1, _CHUNK):
+    for c in range(r0, r1, _math.CHUNK_ROWS):
         p1[:] = 0
         p2[:] = 0
-        for i in range(c, min(c + _CHUNK, r1)):
+        for i in range(c, min(c + _math.CHUNK_ROWS, r1)):
             x = X[i]
             for j in range(n):
                 d = x[j] - shift[j]
@@ -79,10 +78,10 @@ def _grad_sums_rows(dA, A, act, X, mean, sdy, sdyx, r0, r1):
     ``_stats_rows``); dY = dA * g'(A)."""
     n = X.shape[1]
     p1, p2 = np.empty(n, X.dtype), np.empty(n, X.dtype)
-    for c in range(r0, r1, _CHUNK):
+    for c in range(r0, r1, _math.CHUNK_ROWS):
         p1[:] = 0
         p2[:] = 0
-        for i in range(c, min(c + _CHUNK, r1)):
+        for i in range(c, min(c + _math.CHUNK_ROWS, r1)):
             x, da, a = X[i], dA[i], A[i]
             for j in range(n):
                 dy = grad_z_at(da, a, j, act)

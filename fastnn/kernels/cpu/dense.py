@@ -63,14 +63,20 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
     """dZ = dA * g'(Z) (g' from A) for rows r0:r1; db_part += column sums of those rows.
     Returns how many rows of A and dZ hold NaN or inf. For "linear", dZ is dA: callers pass
     the same array (nothing is written)."""
+    n = dZ.shape[1]
+    chunk_sums = np.empty(n, dZ.dtype)
     bad = 0
-    for i in range(r0, r1):
-        dz = dZ[i]
-        if act != LINEAR:
-            grad_z_row(dA[i], A[i], dz, act)
-        for j in range(dz.shape[0]):
-            db_part[j] += dz[j]
-        bad += _math.nonfinite(A[i]) + _math.nonfinite(dz)
+    for c in range(r0, r1, _math.CHUNK_ROWS):
+        chunk_sums[:] = 0
+        for i in range(c, min(c + _math.CHUNK_ROWS, r1)):
+            dz = dZ[i]
+            if act != LINEAR:
+                grad_z_row(dA[i], A[i], dz, act)
+            for j in range(n):
+                chunk_sums[j] += dz[j]
+            bad += _math.nonfinite(A[i]) + _math.nonfinite(dz)
+        for j in range(n):
+            db_part[j] += chunk_sums[j]
     return bad
 
 
