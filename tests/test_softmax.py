@@ -7,6 +7,7 @@ from scipy.special import log_softmax as scipy_log_softmax
 from scipy.special import softmax as scipy_softmax
 
 from fastnn import kernels as K
+from fastnn.kernels import cpu, reference
 from helpers import (assert_close, assert_gradient, matrix_shapes, over_backends, over_dtypes,
                      seeds)
 
@@ -215,3 +216,13 @@ def test_gradient_by_finite_differences(rng, backend, target):
         return K.softmax_cross_entropy(Z, y, backend=backend)[0]
 
     assert_gradient(K.softmax_cross_entropy(Z, y, backend=backend)[1], f, Z, "dZ")
+
+
+@over_dtypes
+def test_count_correct_matches_the_reference(rng, dtype):
+    """The compiled count of rows whose argmax is the label, ties going to the first maximum."""
+    Z = rng.integers(0, 3, (257, 7)).astype(dtype)  # many ties
+    for y in (rng.integers(0, 7, 257), np.argmax(Z, axis=1).astype(np.int32)):
+        got = cpu.count_correct(Z, y)
+        assert isinstance(got, int) and got == reference.count_correct(Z, y)
+    assert cpu.count_correct(Z, np.argmax(Z, axis=1)) == 257

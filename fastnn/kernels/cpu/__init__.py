@@ -5,7 +5,7 @@ BLAS to one thread once for all of them (each kernel otherwise pins and restores
 Arrays are host NumPy arrays, so the allocation, transfer and dropout functions are the
 reference's (``fastnn.kernels._host_arrays``).
 """
-from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_backward,
+from fastnn.kernels._host_arrays import (assign, copy, dropout_backward,
                                          dropout_forward, empty, on_device, sum_squares,
                                          take_rows, to_backend, to_host, zeros)
 from fastnn.kernels.cpu._blas import single_threaded_blas as kernel_scope
@@ -14,7 +14,8 @@ from fastnn.kernels.cpu.dense import (activation_backward, activation_forward, d
                                       dense_forward)
 from fastnn.kernels.cpu.optim import (adam_update, add_scaled, momentum_update, rmsprop_update,
                                       sgd_update)
-from fastnn.kernels.cpu.softmax import hardmax, log_softmax, softmax, softmax_cross_entropy
+from fastnn.kernels.cpu.softmax import (count_correct, hardmax, log_softmax, softmax,
+                                        softmax_cross_entropy)
 
 __all__ = ["activation_backward", "activation_forward", "adam_update", "add_scaled", "assign",
            "batchnorm_backward", "batchnorm_forward", "copy", "count_correct", "dense_backward",
