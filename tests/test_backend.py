@@ -4,12 +4,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numba
 import numpy as np
 import pytest
 
 import fastnn
 from fastnn import kernels as K
 from fastnn.kernels import cpu, reference
+from fastnn.kernels.cpu._jit import num_threads
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -153,3 +155,14 @@ def test_import_never_touches_the_gpu_and_cuda_says_why_it_cannot_run():
     assert 'pip install "fastnn[cuda]"' in result.stdout
     assert "DEFAULT cpu" in result.stdout  # nothing changed
     assert "KERNEL fastnn's CUDA backend cannot run" in result.stdout
+
+
+def test_cpu_thread_count_follows_numba():
+    """The kernels' fast read of Numba's thread count agrees with numba.get_num_threads."""
+    before = numba.get_num_threads()
+    try:
+        for n in (1, before):
+            numba.set_num_threads(n)
+            assert num_threads() == numba.get_num_threads() == n
+    finally:
+        numba.set_num_threads(before)

@@ -395,7 +395,8 @@ class Sequential:
         before the step and raise TrainingDivergedError saying ``where`` it happened."""
         optimizer.check_hyperparameters()  # before anything changes (a schedule sets lr)
         k = self._kernels()
-        states = [{key: k.copy(v) for key, v in layer.state().items()} for layer in self.layers]
+        saved = [(layer, key, k.copy(value)) for layer in self.layers
+                 for key, value in layer.state().items()]
         try:
             with k.kernel_scope:
                 loss, n_correct = self._loss_and_gradients(Xb, yb, l2)
@@ -403,9 +404,8 @@ class Sequential:
                     raise FloatingPointError("the loss is not finite")
                 optimizer.step_unchecked(self.flat_params, self.flat_grads)
         except ArithmeticError as error:  # NonFiniteError, FloatingPointError
-            for layer, state in zip(self.layers, states):
-                for key, value in state.items():
-                    k.assign(layer.state()[key], value)
+            for layer, key, value in saved:
+                k.assign(layer.state()[key], value)
             raise TrainingDivergedError(
                 f"training diverged {where} ({error}); the model "
                 "keeps the parameters of the last good step: lower the learning rate, or check "
