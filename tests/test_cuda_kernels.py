@@ -142,6 +142,19 @@ def test_dense_backward_without_input_gradient(rng):
 
 
 @pytest.mark.parametrize("activation", ["linear", "relu"])
+def test_dense_backward_without_bias_gradient(rng, activation):
+    """bias_grad=False: db is None (no column sums for a linear layer), dX and dW unchanged."""
+    X, W, _ = dense_data(rng, 8, 5, 3, np.float64)
+    A = ref.dense_forward(X, W, None, activation)
+    dA = rng.standard_normal(A.shape)
+    full = kc.dense_backward(dA, X, W, A, activation)
+    dX, dW, db = kc.dense_backward(dA, X, W, A, activation, bias_grad=False)
+    assert db is None
+    np.testing.assert_array_equal(dX, full[0])
+    np.testing.assert_array_equal(dW, full[1])
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu"])
 @pytest.mark.parametrize("overwrite_dA", [False, True])
 def test_dense_backward_overwrites_a_device_dA_only_when_allowed(rng, activation, overwrite_dA):
     X, W, b = dense_data(rng, 7, 5, 4, np.float64)

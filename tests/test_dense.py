@@ -192,3 +192,39 @@ def test_backward_without_input_gradient(request, rng, backend, path):
     assert dX is None
     np.testing.assert_array_equal(dW, full[1])
     np.testing.assert_array_equal(db, full[2])
+
+
+@over_backends
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("input_grad", [True, False])
+@pytest.mark.parametrize("path", ["serial", "parallel"])
+def test_backward_without_bias_gradient(request, rng, backend, activation, input_grad, path):
+    """bias_grad=False skips db (None) and leaves dX and dW as they were; out's db is None."""
+    if path == "parallel":
+        request.getfixturevalue("parallel_path")
+    X, W, _ = dense_data(rng, 300, 96, 128, np.float64, bias=False)
+    A = K.dense_forward(X, W, None, activation, backend=backend)
+    dA = rng.standard_normal(A.shape)
+    full = K.dense_backward(dA, X, W, A, activation, input_grad=input_grad, backend=backend)
+    dW = np.empty_like(W)
+    dX = np.empty_like(X) if input_grad else None
+    got = K.dense_backward(dA, X, W, A, activation, input_grad=input_grad, bias_grad=False,
+                           out=(dX, dW, None), backend=backend)
+    assert got[2] is None and got[1] is dW and (got[0] is dX)
+    for have, want in zip(got[:2], full[:2]):
+        if want is not None:
+            np.testing.assert_array_equal(have, want)
+    with pytest.raises(ValueError, match="out's db must be None here"):
+        K.dense_backward(dA, X, W, A, activation, bias_grad=False,
+                         out=(np.empty_like(X), dW, np.empty(W.shape[1])), backend=backend)
+
+
+@over_backends
+def test_backward_without_bias_gradient_finds_nan(rng, backend):
+    """A linear layer without db runs only its products: NaN in dA still reaches dW, named."""
+    X, W, _ = dense_data(rng, 30, 8, 5, np.float64, bias=False)
+    A = K.dense_forward(X, W, None, backend=backend)
+    dA = rng.standard_normal(A.shape)
+    dA[3, 2] = np.nan
+    with pytest.raises(ValueError, match="dA contains NaN or inf"):
+        K.dense_backward(dA, X, W, A, bias_grad=False, backend=backend)

@@ -85,17 +85,20 @@ def dense_forward(X, W, b=None, activation="linear", *, out=None, backend=None):
     return _run(fn, backend, dict(X=X, W=W, b=b), X, W, b, activation, out=out)
 
 
-def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, out=None,
-                   overwrite_dA=False, backend=None):
+def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, bias_grad=True,
+                   out=None, overwrite_dA=False, backend=None):
     """Gradients of ``dense_forward``: dZ = dA * g'(Z) with g' computed from A = g(Z), then
     dX = dZ @ W.T, dW = X.T @ dZ, db = sum of dZ over rows.
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
-    db (n_out,)). The bias gradient db is returned also for layers without a bias. With
-    ``input_grad=False`` dX is not computed (None): a model's first layer needs no gradient
-    with respect to the data, and skipping it saves one of the two products. out: (dX or None,
-    dW, db). ``overwrite_dA=True`` (as in SciPy's ``overwrite_a``) lets the kernel keep dZ in
-    dA's memory instead of a new array; dA's values are then undefined.
+    db (n_out,)). With ``input_grad=False`` dX is not computed (None): a model's first layer
+    needs no gradient with respect to the data, and skipping it saves one of the two products.
+    With
+    ``bias_grad=False`` db is not computed (None), as PyTorch skips it for ``bias=False``: a
+    linear layer then runs only its products, and NaN or inf in A (unused) is not looked for.
+    out: (dX or None, dW, db or None). ``overwrite_dA=True`` (as in SciPy's ``overwrite_a``)
+    lets the kernel keep dZ in dA's memory instead of a new array; dA's values are then
+    undefined.
     """
     fn = "dense_backward"
     dA, X, W, A = (check.float_array(fn, name, a, 2)
@@ -107,12 +110,13 @@ def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, out=Non
     check.shape(fn, "A", A, (m, n_out), "(X.shape[0] rows, W.shape[1] columns)")
     check.shape(fn, "dA", dA, (m, n_out), "(the shape of A)")
     activation = _activation(fn, activation)
-    input_grad = bool(input_grad)
+    input_grad, bias_grad = bool(input_grad), bool(bias_grad)
     out = check.outputs(fn, out, (("dX", (m, n_in) if input_grad else None, X.dtype),
-                                  ("dW", (n_in, n_out), X.dtype), ("db", (n_out,), X.dtype)),
+                                  ("dW", (n_in, n_out), X.dtype),
+                                  ("db", (n_out,) if bias_grad else None, X.dtype)),
                         (dA, X, W, A))
     return _run(fn, backend, dict(dA=dA, X=X, W=W, A=A), dA, X, W, A, activation,
-                input_grad, out=out, overwrite_dA=bool(overwrite_dA))
+                input_grad, out=out, overwrite_dA=bool(overwrite_dA), bias_grad=bias_grad)
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,

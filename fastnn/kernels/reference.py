@@ -104,19 +104,22 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
 
 
 def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
-                   overwrite_dA=False):
+                   overwrite_dA=False, bias_grad=True):
     """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db); dX is None when
-    ``input_grad`` is false. ``overwrite_dA`` allows using dA's memory for dZ (ignored here).
+    ``input_grad`` is false, db when ``bias_grad`` is (and a linear layer then leaves A unread).
+    ``overwrite_dA`` allows using dA's memory for dZ (ignored here).
     """
     _require_finite(X, W)
-    dZ = activation_backward(dA, A, activation)
+    dZ = dA if activation == "linear" and not bias_grad else activation_backward(dA, A, activation)
     dX = dZ @ W.T if input_grad else np.zeros(0, dZ.dtype)
-    dW, db = X.T @ dZ, dZ.sum(axis=0)
+    dW = X.T @ dZ
+    db = dZ.sum(axis=0) if bias_grad else np.zeros(0, dZ.dtype)
     _require_finite(dX, dW, db)
     out = (None, None, None) if out is None else out
-    return ((_into(out[0], dX) if input_grad else None), _into(out[1], dW), _into(out[2], db))
+    return ((_into(out[0], dX) if input_grad else None), _into(out[1], dW),
+            (_into(out[2], db) if bias_grad else None))
 
 
 # --- batch normalization -------------------------------------------------------------------------

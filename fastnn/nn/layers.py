@@ -123,12 +123,12 @@ class Dense(Layer):
         return self._A
 
     def backward(self, dA, overwrite_dA=False):
-        """dW and db go straight into the model's gradient buffer; dX into a workspace."""
+        """dW and db go straight into the model's gradient buffer; dX into a workspace. Without
+        a bias no db is computed (a linear layer then runs only its two products)."""
         dX = self._like("dX", self._X) if self.input_grad else None
-        db = self.grads["b"] if self.use_bias else self._work("db", (self.units,), dA.dtype)
         self.kernels.dense_backward(dA, self._X, self.params["W"], self._A, self.activation,
-                                    self.input_grad, out=(dX, self.grads["W"], db),
-                                    overwrite_dA=overwrite_dA)
+                                    self.input_grad, out=(dX, self.grads["W"], self.grads.get("b")),
+                                    overwrite_dA=overwrite_dA, bias_grad=self.use_bias)
         return dX
 
     def config(self):

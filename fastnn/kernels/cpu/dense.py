@@ -95,9 +95,13 @@ def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad):
 
 
 @jit(parallel=True)
-def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks):
+def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, bias_grad, blocks):
     m = X.shape[0]
     bad = 0
+    if act == LINEAR and not bias_grad:  # only the products
+        for t in prange(blocks):
+            bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad)
+        return bad
     if act == LINEAR:  # dZ is dA, complete already: one parallel region
         for t in prange(blocks):
             bad += (_grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks,
@@ -113,15 +117,20 @@ def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, block
 
 @jit
 def _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, blocks):
-    """dZ, dX, dW and db = the column sums of dZ (summed over the blocks' float64 partial sums)
-    on ``blocks`` threads (1: serially on the calling thread); returns how many rows of the
-    results hold NaN or inf (0: all finite)."""
-    db_parts = np.zeros((blocks, db.shape[0]))
+    """dZ, dX, dW and db = the column sums of dZ (summed over the blocks' float64 partial sums;
+    none when db is empty) on ``blocks`` threads (1: serially on the calling thread); returns
+    how many rows of the results hold NaN or inf (0: all finite). A linear layer without db
+    runs only its products (dZ is dA; A is not read)."""
+    bias_grad = db.shape[0] > 0
+    db_parts = np.zeros((blocks, dZ.shape[1]))
     if blocks == 1:
-        bad = _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
+        bad = 0
+        if act != LINEAR or bias_grad:
+            bad += _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
         bad += _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
     else:
-        bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, blocks)
+        bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, bias_grad,
+                                 blocks)
     for j in range(db.shape[0]):
         total = 0.0
         for t in range(blocks):
@@ -152,7 +161,7 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
 
 
 def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
-                   overwrite_dA=False):
+                   overwrite_dA=False, bias_grad=True):
     """(dX, dW, db) of the dense layer; see ``fastnn.kernels.dense_backward``. dZ is computed
     into dA's memory when ``overwrite_dA`` (or is dA itself for "linear")."""
     act = ACTIVATIONS.index(activation)
@@ -163,12 +172,15 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
         dX = X[:0]
     else:
         dX = np.empty_like(X) if out_dX is None else out_dX
-    db = np.empty(W.shape[1], X.dtype) if out_db is None else out_db
+    if not bias_grad:
+        db = W[0, :0]  # empty: not computed
+    else:
+        db = np.empty(W.shape[1], X.dtype) if out_db is None else out_db
     with single_threaded_blas:
         bad = _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, _blocks(X, W))
     if bad:
         raise NonFiniteError
-    return (dX if input_grad else None), dW, db
+    return (dX if input_grad else None), dW, (db if bias_grad else None)
 
 
 @jit

@@ -88,11 +88,12 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
 
 
 def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
-                   overwrite_dA=False):
+                   overwrite_dA=False, bias_grad=True):
     """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
 
     dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
-    db (n_out,)); dX is None when ``input_grad`` is false. ``out``: (dX or None, dW, db).
+    db (n_out,)); dX is None when ``input_grad`` is false, db when ``bias_grad`` is (a linear
+    layer then runs only its products). ``out``: (dX or None, dW, db or None).
     ``overwrite_dA``: a device dA may be overwritten with dZ (saves a buffer).
     """
     out_dX, out_dW, out_db = split_out(out, 3)
@@ -103,10 +104,13 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
     act = _code(activation)
     reuse = act == LINEAR or overwrite_dA or not is_device_array(dA)
     dZ = dAd if reuse else cuda.device_array((m, n_out), dtype)
-    sums = column_sums(GRAD_Z, Ad, call.bad, D=dAd, E=dZ, act=act)
-    db = call.output(out_db, (n_out,), dtype, "out[2] (db)")
-    blocks, threads = stride_grid(n_out)
-    _store_kernel[blocks, threads](flat(sums), db, call.bad)
+    db = None
+    if bias_grad or act != LINEAR:  # (a linear layer without a bias: dZ is dA, no sums)
+        sums = column_sums(GRAD_Z, Ad, call.bad, D=dAd, E=dZ, act=act)
+    if bias_grad:
+        db = call.output(out_db, (n_out,), dtype, "out[2] (db)")
+        blocks, threads = stride_grid(n_out)
+        _store_kernel[blocks, threads](flat(sums), db, call.bad)
     dX = None
     if input_grad:
         dX = call.output(out_dX, (m, n_in), dtype, "out[0] (dX)")
