@@ -20,7 +20,7 @@ from fastnn.kernels.reference import BatchNormCache, NonFiniteError
 
 
 
-@jit
+@register_jitable
 def _stats_rows(X, shift, s1, s2, r0, r1):
     """s1 += sum(X - shift), s2 += sum((X - shift)^2) over rows r0:r1. shift, a row of X, keeps
     the one-pass variance accurate when the mean is large. Sums run in X's dtype over chunks of
@@ -41,14 +41,7 @@ def _stats_rows(X, shift, s1, s2, r0, r1):
             s2[j] += p2[j]
 
 
-@jit(parallel=True)
-def _stats_parallel(X, shift, s1, s2):
-    m, blocks = X.shape[0], s1.shape[0]
-    for t in prange(blocks):
-        _stats_rows(X, shift, s1[t], s2[t], t * m // blocks, (t + 1) * m // blocks)
-
-
-@jit
+@register_jitable
 def _normalize_rows(X, mean, alpha, beta, Y, act, r0, r1):
     """Y = g((X - mean) * alpha + beta) for rows r0:r1; returns how many rows hold NaN or
     inf before g."""
@@ -62,17 +55,7 @@ def _normalize_rows(X, mean, alpha, beta, Y, act, r0, r1):
     return bad
 
 
-@jit(parallel=True)
-def _normalize_parallel(X, mean, alpha, beta, Y, act, blocks):
-    m = X.shape[0]
-    bad = 0
-    for t in prange(blocks):
-        bad += _normalize_rows(X, mean, alpha, beta, Y, act, t * m // blocks,
-                               (t + 1) * m // blocks)
-    return bad
-
-
-@jit
+@register_jitable
 def _grad_sums_rows(dA, A, act, X, mean, sdy, sdyx, r0, r1):
     """sdy += sum(dY), sdyx += sum(dY * (X - mean)) over rows r0:r1, in chunks (as
     ``_stats_rows``); dY = dA * g'(A)."""
@@ -92,15 +75,7 @@ def _grad_sums_rows(dA, A, act, X, mean, sdy, sdyx, r0, r1):
             sdyx[j] += p2[j]
 
 
-@jit(parallel=True)
-def _grad_sums_parallel(dA, A, act, X, mean, sdy, sdyx):
-    m, blocks = X.shape[0], sdy.shape[0]
-    for t in prange(blocks):
-        _grad_sums_rows(dA, A, act, X, mean, sdy[t], sdyx[t], t * m // blocks,
-                        (t + 1) * m // blocks)
-
-
-@jit
+@register_jitable
 def _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, r0, r1):
     """dX = a * dY + c * (X - mean) + d for rows r0:r1 (dY = dA * g'(A)); returns how many rows
     hold NaN or inf."""
@@ -110,16 +85,6 @@ def _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, r0, r1):
         for j in range(x.shape[0]):
             dx[j] = a[j] * grad_z_at(da, act_row, j, act) + c[j] * (x[j] - mean[j]) + d[j]
         bad += _math.nonfinite(dx)
-    return bad
-
-
-@jit(parallel=True)
-def _grad_x_parallel(dA, A, act, X, mean, a, c, d, dX, blocks):
-    m = X.shape[0]
-    bad = 0
-    for t in prange(blocks):
-        bad += _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, t * m // blocks,
-                            (t + 1) * m // blocks)
     return bad
 
 
@@ -164,28 +129,79 @@ def _update_running(running_mean, running_var, mean, var, decay, m):
         running_var[j] = decay * running_var[j] + (1.0 - decay) * var[j] * (m / (m - 1.0))
 
 
-@jit
-def _forward(X, gamma, beta, running_mean, running_var, training, decay, eps, act, Y, mean_x,
-             invstd_x, blocks):
-    """The whole forward pass on ``blocks`` threads (1: serially on the calling thread): the
-    statistics (training), the coefficients, Y, and then, only when all of it is finite, the
-    running averages (training). Returns 0 when done, else a positive count of NaN/inf finds."""
-    m, n = X.shape
-    shift = X[0].copy()
-    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
-    if training:
-        if blocks == 1:
-            _stats_rows(X, shift, acc1[0], acc2[0], 0, m)
-        else:
-            _stats_parallel(X, shift, acc1, acc2)
+# Each pass has a compiled serial driver (small arrays, on the calling thread: one call instead of
+# several, ~10 us less) and a threaded version over row blocks that Python runs step by step: a
+# compiled driver calling the threaded kernels cost seconds more compilation (LLVM re-optimizes
+# every callee inside it), and a problem compiles only the threaded kernels it uses.
+
+@register_jitable
+def _forward_start(X, blocks):
+    """The shift (X's first row) and the zeroed (blocks, n) sums of a forward pass."""
+    n = X.shape[1]
+    return X[0].copy(), np.zeros((blocks, n)), np.zeros((blocks, n))
+
+
+@register_jitable
+def _forward_middle(X, acc1, acc2, shift, training, running_mean, running_var, gamma, eps,
+                    mean_x, invstd_x):
+    """(mean, var, alpha, finite) from the sums: ``_forward_coefficients``."""
+    n = X.shape[1]
     mean, var, alpha = np.empty(n), np.empty(n), np.empty(n, X.dtype)
-    if not _forward_coefficients(acc1, acc2, shift, float(m), training, running_mean,
-                                 running_var, gamma, eps, mean, var, mean_x, invstd_x, alpha):
+    finite = _forward_coefficients(acc1, acc2, shift, float(X.shape[0]), training, running_mean,
+                                   running_var, gamma, eps, mean, var, mean_x, invstd_x, alpha)
+    return mean, var, alpha, finite
+
+
+@jit
+def _forward_serial(X, gamma, beta, running_mean, running_var, training, decay, eps, act, Y,
+                    mean_x, invstd_x):
+    """The whole forward pass: the statistics (training), the coefficients, Y, and then, only
+    when all of it is finite, the running averages (training). Returns 0 when done, else a
+    positive count of NaN/inf finds."""
+    m = X.shape[0]
+    shift, acc1, acc2 = _forward_start(X, 1)
+    if training:
+        _stats_rows(X, shift, acc1[0], acc2[0], 0, m)
+    mean, var, alpha, finite = _forward_middle(X, acc1, acc2, shift, training, running_mean,
+                                               running_var, gamma, eps, mean_x, invstd_x)
+    if not finite:
         return 1
-    if blocks == 1:
-        bad = _normalize_rows(X, mean_x, alpha, beta, Y, act, 0, m)
-    else:
-        bad = _normalize_parallel(X, mean_x, alpha, beta, Y, act, blocks)
+    bad = _normalize_rows(X, mean_x, alpha, beta, Y, act, 0, m)
+    if bad == 0 and training:
+        _update_running(running_mean, running_var, mean, var, decay, float(m))
+    return bad
+
+
+@jit(parallel=True)
+def _stats_parallel(X, shift, s1, s2):
+    m, blocks = X.shape[0], s1.shape[0]
+    for t in prange(blocks):
+        _stats_rows(X, shift, s1[t], s2[t], t * m // blocks, (t + 1) * m // blocks)
+
+
+@jit(parallel=True)
+def _normalize_parallel(X, mean, alpha, beta, Y, act, blocks):
+    m = X.shape[0]
+    bad = 0
+    for t in prange(blocks):
+        bad += _normalize_rows(X, mean, alpha, beta, Y, act, t * m // blocks,
+                               (t + 1) * m // blocks)
+    return bad
+
+
+def _forward_threads(X, gamma, beta, running_mean, running_var, training, decay, eps, act, Y,
+                     mean_x, invstd_x, blocks):
+    """``_forward_serial``'s steps on ``blocks`` row blocks, one per thread, called from Python
+    so that only the threaded kernels a run needs are compiled (inference: no statistics)."""
+    m = X.shape[0]
+    shift, acc1, acc2 = _forward_start(X, blocks)
+    if training:
+        _stats_parallel(X, shift, acc1, acc2)
+    mean, var, alpha, finite = _forward_middle(X, acc1, acc2, shift, training, running_mean,
+                                               running_var, gamma, eps, mean_x, invstd_x)
+    if not finite:
+        return 1
+    bad = _normalize_parallel(X, mean_x, alpha, beta, Y, act, blocks)
     if bad == 0 and training:
         _update_running(running_mean, running_var, mean, var, decay, float(m))
     return bad
@@ -197,9 +213,10 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     m, n = X.shape
     Y = np.empty_like(X) if out is None else out
     mean_x, invstd_x = np.empty(n, X.dtype), np.empty(n, X.dtype)
+    args = (X, gamma, beta, running_mean, running_var, bool(training), float(decay), float(eps),
+            ACTIVATIONS.index(activation), Y, mean_x, invstd_x)
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
-    if _forward(X, gamma, beta, running_mean, running_var, bool(training), float(decay),
-                float(eps), ACTIVATIONS.index(activation), Y, mean_x, invstd_x, blocks):
+    if _forward_serial(*args) if blocks == 1 else _forward_threads(*args, blocks):
         raise NonFiniteError
     return Y, BatchNormCache(X, gamma, mean_x, invstd_x, training, activation,
                              None if activation == "linear" else Y)
@@ -227,23 +244,56 @@ def _backward_coefficients(acc1, acc2, invstd, gamma, m, training, dgamma, dbeta
     return True
 
 
-@jit
-def _backward(dY, A, act, X, mean, invstd, gamma, training, dX, dgamma, dbeta, blocks):
-    """The whole backward pass on ``blocks`` threads (1: serially on the calling thread): the
-    column sums, dgamma, dbeta and the coefficients, then dX. Returns 0, or a positive count of
-    NaN/inf finds."""
-    m, n = X.shape
-    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
-    if blocks == 1:
-        _grad_sums_rows(dY, A, act, X, mean, acc1[0], acc2[0], 0, m)
-    else:
-        _grad_sums_parallel(dY, A, act, X, mean, acc1, acc2)
+@register_jitable
+def _backward_middle(acc1, acc2, X, invstd, gamma, training, dgamma, dbeta):
+    """(a, c, d, finite) from the sums: ``_backward_coefficients``."""
+    n = X.shape[1]
     a, c, d = np.empty(n, X.dtype), np.empty(n, X.dtype), np.empty(n, X.dtype)
-    if not _backward_coefficients(acc1, acc2, invstd, gamma, float(m), training, dgamma, dbeta,
-                                  a, c, d):
+    finite = _backward_coefficients(acc1, acc2, invstd, gamma, float(X.shape[0]), training,
+                                    dgamma, dbeta, a, c, d)
+    return a, c, d, finite
+
+
+@jit
+def _backward_serial(dY, A, act, X, mean, invstd, gamma, training, dX, dgamma, dbeta):
+    """The whole backward pass: the column sums, dgamma, dbeta and the coefficients, then dX.
+    Returns 0, or a positive count of NaN/inf finds."""
+    m, n = X.shape
+    acc1, acc2 = np.zeros((1, n)), np.zeros((1, n))
+    _grad_sums_rows(dY, A, act, X, mean, acc1[0], acc2[0], 0, m)
+    a, c, d, finite = _backward_middle(acc1, acc2, X, invstd, gamma, training, dgamma, dbeta)
+    if not finite:
         return 1
-    if blocks == 1:
-        return _grad_x_rows(dY, A, act, X, mean, a, c, d, dX, 0, m)
+    return _grad_x_rows(dY, A, act, X, mean, a, c, d, dX, 0, m)
+
+
+@jit(parallel=True)
+def _grad_sums_parallel(dA, A, act, X, mean, sdy, sdyx):
+    m, blocks = X.shape[0], sdy.shape[0]
+    for t in prange(blocks):
+        _grad_sums_rows(dA, A, act, X, mean, sdy[t], sdyx[t], t * m // blocks,
+                        (t + 1) * m // blocks)
+
+
+@jit(parallel=True)
+def _grad_x_parallel(dA, A, act, X, mean, a, c, d, dX, blocks):
+    m = X.shape[0]
+    bad = 0
+    for t in prange(blocks):
+        bad += _grad_x_rows(dA, A, act, X, mean, a, c, d, dX, t * m // blocks,
+                            (t + 1) * m // blocks)
+    return bad
+
+
+def _backward_threads(dY, A, act, X, mean, invstd, gamma, training, dX, dgamma, dbeta, blocks):
+    """``_backward_serial``'s steps on ``blocks`` row blocks, one per thread (from Python, as
+    ``_forward_threads``)."""
+    n = X.shape[1]
+    acc1, acc2 = np.zeros((blocks, n)), np.zeros((blocks, n))
+    _grad_sums_parallel(dY, A, act, X, mean, acc1, acc2)
+    a, c, d, finite = _backward_middle(acc1, acc2, X, invstd, gamma, training, dgamma, dbeta)
+    if not finite:
+        return 1
     return _grad_x_parallel(dY, A, act, X, mean, a, c, d, dX, blocks)
 
 
@@ -256,8 +306,9 @@ def batchnorm_backward(dY, cache, out=None):
     dX = np.empty_like(X) if dX is None else dX
     dgamma = np.empty(n, X.dtype) if dgamma is None else dgamma
     dbeta = np.empty(n, X.dtype) if dbeta is None else dbeta
+    args = (dY, A, ACTIVATIONS.index(activation), X, mean, invstd, gamma, bool(training), dX,
+            dgamma, dbeta)
     blocks = n_blocks(X.shape[0], X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)
-    if _backward(dY, A, ACTIVATIONS.index(activation), X, mean, invstd, gamma, bool(training),
-                 dX, dgamma, dbeta, blocks):
+    if _backward_serial(*args) if blocks == 1 else _backward_threads(*args, blocks):
         raise NonFiniteError
     return dX, dgamma, dbeta

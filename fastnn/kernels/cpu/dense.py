@@ -7,6 +7,7 @@ stop the loops vectorizing). X: (m, n_in); W: (n_in, n_out); b: (n_out,); A, dA:
 """
 import numpy as np
 from numba import prange
+from numba.extending import register_jitable
 
 from fastnn import config
 from fastnn.kernels._names import ACTIVATIONS, LINEAR
@@ -17,7 +18,7 @@ from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.kernels.reference import NonFiniteError
 
 
-@jit
+@register_jitable
 def _count_nonfinite_block(M, r0, r1, c0, c1):
     """How many rows of M[r0:r1, c0:c1] hold NaN or inf."""
     bad = 0
@@ -26,7 +27,7 @@ def _count_nonfinite_block(M, r0, r1, c0, c1):
     return bad
 
 
-@jit
+@register_jitable
 def _bias_activation(Z, b, act, r0, r1, c0, c1):
     """Z <- g(Z + b) on the block Z[r0:r1, c0:c1] (no bias when b is empty); returns how many
     rows of Z + b hold NaN or inf."""
@@ -80,7 +81,7 @@ def _grad_z_rows(dA, A, dZ, db_part, act, r0, r1):
     return bad
 
 
-@jit
+@register_jitable
 def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad):
     """Block t of dX = dZ @ W.T (if ``input_grad``) and of dW = X.T @ dZ; returns how many of
     their rows hold NaN or inf."""
@@ -94,49 +95,48 @@ def _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad):
     return bad + _count_nonfinite_block(dW, r0, r1, c0, c1)
 
 
-@jit(parallel=True)
-def _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, bias_grad, blocks):
-    m = X.shape[0]
-    bad = 0
-    if act == LINEAR and not bias_grad:  # only the products
-        for t in prange(blocks):
-            bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad)
-        return bad
-    if act == LINEAR:  # dZ is dA, complete already: one parallel region
-        for t in prange(blocks):
-            bad += (_grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks,
-                                 (t + 1) * m // blocks)
-                    + _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad))
-        return bad
-    for t in prange(blocks):
-        bad += _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks, (t + 1) * m // blocks)
-    for t in prange(blocks):
-        bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad)
-    return bad
-
-
-@jit
-def _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, blocks):
-    """dZ, dX, dW and db = the column sums of dZ (summed over the blocks' float64 partial sums;
-    none when db is empty) on ``blocks`` threads (1: serially on the calling thread); returns
-    how many rows of the results hold NaN or inf (0: all finite). A linear layer without db
-    runs only its products (dZ is dA; A is not read)."""
-    bias_grad = db.shape[0] > 0
-    db_parts = np.zeros((blocks, dZ.shape[1]))
-    if blocks == 1:
-        bad = 0
-        if act != LINEAR or bias_grad:
-            bad += _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
-        bad += _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
-    else:
-        bad = _backward_parallel(dA, X, W, A, dZ, dX, dW, db_parts, act, input_grad, bias_grad,
-                                 blocks)
+@register_jitable
+def _store_bias_grad(db_parts, db):
+    """db = the column sums of dZ, summed over the blocks' float64 partial sums (nothing when db
+    is empty); returns 1 if db holds NaN or inf, else 0."""
     for j in range(db.shape[0]):
         total = 0.0
-        for t in range(blocks):
+        for t in range(db_parts.shape[0]):
             total += db_parts[t, j]
         db[j] = total
-    return bad + _math.nonfinite(db)
+    return _math.nonfinite(db)
+
+
+# Backward has a serial driver (small layers, on the calling thread) and a threaded one over
+# blocks; the wrapper picks one, so small problems never compile the threaded code. A linear
+# layer without db (bias_grad false) runs only its products (dZ is dA; A is not read).
+
+@jit
+def _backward_serial(dA, X, W, A, dZ, dX, dW, db, act, input_grad, grad_z):
+    """dZ (with db's partial sums, when ``grad_z``), dX, dW and db; returns how many rows of
+    the results hold NaN or inf (0: all finite)."""
+    db_parts = np.zeros((1, dZ.shape[1]))
+    bad = 0
+    if grad_z:
+        bad += _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
+    bad += _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
+    return bad + _store_bias_grad(db_parts, db)
+
+
+@jit(parallel=True)
+def _backward_threads(dA, X, W, A, dZ, dX, dW, db, act, input_grad, grad_z, blocks):
+    """``_backward_serial`` on ``blocks`` threads: dZ by row blocks, then the products by
+    output blocks."""
+    m = X.shape[0]
+    db_parts = np.zeros((blocks, dZ.shape[1]))
+    bad = 0
+    if grad_z:
+        for t in prange(blocks):
+            bad += _grad_z_rows(dA, A, dZ, db_parts[t], act, t * m // blocks,
+                                (t + 1) * m // blocks)
+    for t in prange(blocks):
+        bad += _grad_inputs_block(X, W, dZ, dX, dW, t, blocks, input_grad)
+    return bad + _store_bias_grad(db_parts, db)
 
 
 def _blocks(X, W):
@@ -176,8 +176,10 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
         db = W[0, :0]  # empty: not computed
     else:
         db = np.empty(W.shape[1], X.dtype) if out_db is None else out_db
+    args = (dA, X, W, A, dZ, dX, dW, db, act, input_grad, act != LINEAR or bias_grad)
+    blocks = _blocks(X, W)
     with single_threaded_blas:
-        bad = _backward(dA, X, W, A, dZ, dX, dW, db, act, input_grad, _blocks(X, W))
+        bad = _backward_serial(*args) if blocks == 1 else _backward_threads(*args, blocks)
     if bad:
         raise NonFiniteError
     return (dX if input_grad else None), dW, (db if bias_grad else None)
