@@ -53,6 +53,8 @@ def _forward_block(X, W, b, A, act, t, blocks):
 
 @jit(parallel=True)
 def _forward_parallel(X, W, b, A, act, blocks):
+    """A = g(X @ W + b) on ``blocks`` threads, each an output block; returns how many rows of
+    A hold NaN or inf."""
     bad = 0
     for t in prange(blocks):
         bad += _forward_block(X, W, b, A, act, t, blocks)
@@ -107,26 +109,14 @@ def _store_bias_grad(db_parts, db):
     return _math.nonfinite(db)
 
 
-# Backward has a serial driver (small layers, on the calling thread) and a threaded one over
-# blocks; the wrapper picks one, so small problems never compile the threaded code. A linear
-# layer without db (bias_grad false) runs only its products (dZ is dA; A is not read).
-
-@jit
-def _backward_serial(dA, X, W, A, dZ, dX, dW, db, act, input_grad, grad_z):
-    """dZ (with db's partial sums, when ``grad_z``), dX, dW and db; returns how many rows of
-    the results hold NaN or inf (0: all finite)."""
-    db_parts = np.zeros((1, dZ.shape[1]))
-    bad = 0
-    if grad_z:
-        bad += _grad_z_rows(dA, A, dZ, db_parts[0], act, 0, X.shape[0])
-    bad += _grad_inputs_block(X, W, dZ, dX, dW, 0, 1, input_grad)
-    return bad + _store_bias_grad(db_parts, db)
-
+# A linear layer without db (bias_grad false) runs only its products (dZ is dA; A is not read).
 
 @jit(parallel=True)
 def _backward_threads(dA, X, W, A, dZ, dX, dW, db, act, input_grad, grad_z, blocks):
-    """``_backward_serial`` on ``blocks`` threads: dZ by row blocks, then the products by
-    output blocks."""
+    """dZ (with db's partial sums, when ``grad_z``) by row blocks, then dX and dW by output
+    blocks, on ``blocks`` threads, and db; returns how many rows of the results hold NaN or inf
+    (0: all finite). One block for small layers: a serial twin cost ~3 s of first-call
+    compilation for ~10 us a call."""
     m = X.shape[0]
     db_parts = np.zeros((blocks, dZ.shape[1]))
     bad = 0
@@ -150,7 +140,7 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
     bias = W[0, :0] if b is None else b  # empty: no bias
     A = np.empty((X.shape[0], W.shape[1]), X.dtype) if out is None else out
     blocks = _blocks(X, W)
-    with single_threaded_blas:
+    with single_threaded_blas:  # (small layers: the block kernel on this thread, no pool)
         if blocks == 1:
             bad = _forward_block(X, W, bias, A, act, 0, 1)
         else:
@@ -179,7 +169,7 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
     args = (dA, X, W, A, dZ, dX, dW, db, act, input_grad, act != LINEAR or bias_grad)
     blocks = _blocks(X, W)
     with single_threaded_blas:
-        bad = _backward_serial(*args) if blocks == 1 else _backward_threads(*args, blocks)
+        bad = _backward_threads(*args, blocks)
     if bad:
         raise NonFiniteError
     return (dX if input_grad else None), dW, (db if bias_grad else None)
