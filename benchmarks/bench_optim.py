@@ -90,7 +90,7 @@ class OptimUpdate:
 
 
 class OptimSpeedup:
-    """NumPy reference time / fastnn cpu time, measured in one process (reference first)."""
+    """NumPy reference time / fastnn cpu time, measured in one process, in turns."""
     params = [SIZES]
     param_names = ["n_params"]
     timeout = 180

@@ -77,7 +77,7 @@ class SoftmaxCrossEntropy(_SoftmaxBase):
 
 
 class SoftmaxSpeedup:
-    """NumPy reference time / fastnn cpu time, measured in one process (reference first)."""
+    """NumPy reference time / fastnn cpu time, measured in one process, in turns."""
     params = [SHAPES]
     param_names = ["shape"]
     timeout = 180

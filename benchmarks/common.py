@@ -15,7 +15,6 @@ import functools
 import importlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,7 +33,7 @@ except ImportError:  # asv --python=same: the project is not installed, use this
 from fastnn import kernels  # noqa: E402  (re-exported for the bench modules)
 
 __all__ = ["IMPLEMENTATIONS", "THREADS", "batchnorm_data", "dense_data", "first_call_seconds",
-           "kernels", "median_time", "softmax_data", "speedup", "torch_or_skip", "warm"]
+           "kernels", "softmax_data", "speedup", "torch_or_skip", "warm"]
 
 #: "numpy" is fastnn's reference, "cpu" its Numba kernels, "torch" PyTorch on the CPU.
 IMPLEMENTATIONS = ["numpy", "cpu", "torch"]
@@ -133,29 +132,14 @@ def warm(key, fn):
         _warmed.add(key)
 
 
-def median_time(fn, repeat=5, min_sample=0.005, max_seconds=1.0):
-    """Median seconds per call of ``fn()``: one warm-up call, then up to ``repeat`` samples (at
-    least 3, more only within ``max_seconds``) of enough calls to last ``min_sample`` each."""
-    t0 = time.perf_counter()
-    fn()
-    number = max(1, int(min_sample / max(time.perf_counter() - t0, 1e-9)))
-    samples, start = [], time.perf_counter()
-    while len(samples) < repeat and (len(samples) < 3 or time.perf_counter() - start < max_seconds):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        samples.append((time.perf_counter() - t0) / number)
-    return statistics.median(samples)
+def speedup(reference, fast):
+    """Time of ``reference()`` / time of ``fast()``, measured here in turns: the median of the
+    rounds' ratios of ``fastnn.bench.interleaved``, which pauses before each turn, so that the
+    threads the other left spinning (OpenBLAS's after NumPy's matmul, Numba's OpenMP pool after
+    a parallel kernel) are idle, and spreads a slow spell of the machine over both."""
+    from fastnn.bench import interleaved, ratio
 
-
-def speedup(reference, fast, pause=0.3):
-    """Time of ``reference()`` / time of ``fast()``, measured here, the reference first. Each is
-    timed after a pause, so that the threads the other left spinning (OpenBLAS's after NumPy's
-    matmul, Numba's OpenMP pool after a parallel kernel) are idle and do not slow it down."""
-    time.sleep(pause)
-    t_reference = median_time(reference)
-    time.sleep(pause)
-    return t_reference / median_time(fast)
+    return ratio(interleaved({"reference": reference, "fast": fast}), "reference", "fast")
 
 
 # --- compile time, measured in a fresh interpreter -----------------------------------------------
@@ -225,7 +209,7 @@ class ForwardBackwardTimes(abc.ABC):
 
 
 class ForwardBackwardSpeedup(abc.ABC):
-    """NumPy reference time / fastnn cpu time, measured in one process (reference first)."""
+    """NumPy reference time / fastnn cpu time, measured in one process, in turns."""
     param_names = ["shape"]
     timeout = 180
 

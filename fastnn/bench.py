@@ -1,9 +1,14 @@
 """``python -m fastnn bench``: each kernel against its NumPy reference (and PyTorch CPU when it is
 installed), timed in one process, with throughput against this machine's measured limits.
 
-Times are medians of repeated calls after a warm-up call (which compiles). NumPy's OpenBLAS keeps
-its threads spinning after a matmul, so there is a short pause between implementations: each is
-measured on an idle machine, as it would run in its own training loop.
+Each row times its implementations in turns (``interleaved``): after one warm-up call each (which
+compiles), several rounds in which every implementation is timed for a moment. A row's time is
+the median of its rounds, and a ratio the median of the per-round ratios, so that a slow spell of
+the machine (this 2-core VM's speed drifts by 1.5x within seconds, and a burst of stolen time
+once made one implementation 7x slower for a whole 0.6 s sample) falls on every implementation
+of a round alike. NumPy's OpenBLAS keeps its threads spinning after a matmul, so there is a short
+pause before each implementation's turn: each is measured on an idle machine, as it would run in
+its own training loop.
 """
 import time
 from dataclasses import dataclass
@@ -26,9 +31,11 @@ def machine_limits():
     """(float32 GFLOP/s of NumPy's matmul at 2048^3, GB/s of a parallel triad over 3 x 512 MB)."""
     rng = np.random.default_rng(0)
     A = rng.standard_normal((2048, 2048), dtype=np.float32)
+    A @ A
     gflops = 2 * 2048 ** 3 / _median_seconds(lambda: A @ A, budget=1.0) / 1e9
     n = 1 << 27
     a, b, c = np.zeros(n, np.float32), np.ones(n, np.float32), np.ones(n, np.float32)
+    _triad(a, b, c, np.float32(2))
     time.sleep(0.3)
     gbs = 3 * 4 * n / _median_seconds(lambda: _triad(a, b, c, np.float32(2)), budget=1.0) / 1e9
     return gflops, gbs
@@ -45,15 +52,36 @@ class Case:
     nbytes: float = 0.0
 
 
-def _median_seconds(fn, budget=0.6, max_repeat=200):
-    fn()
+def _median_seconds(fn, budget, min_calls=3, max_calls=200):
+    """Median seconds of a call of ``fn()`` (already warm): at least ``min_calls`` calls, more
+    while the ``budget`` of seconds lasts."""
     times = []
     start = time.perf_counter()
-    while len(times) < 3 or (time.perf_counter() - start < budget and len(times) < max_repeat):
+    while len(times) < min_calls or (time.perf_counter() - start < budget
+                                     and len(times) < max_calls):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times))
+
+
+def interleaved(fns, rounds=5, budget=0.12, pause=0.1):
+    """{name: [median seconds per call in each round]} of the functions ``fns`` ({name: fn}):
+    one warm-up call each, then ``rounds`` rounds in which each in turn, after a ``pause``, is
+    called for about ``budget`` seconds (at least once)."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            time.sleep(pause)
+            times[name].append(_median_seconds(fn, budget, min_calls=1))
+    return times
+
+
+def ratio(times, slow, fast):
+    """The median over rounds of ``times[slow][r] / times[fast][r]`` (``interleaved``'s times)."""
+    return float(np.median(np.divide(times[slow], times[fast])))
 
 
 def _torch():
@@ -212,15 +240,13 @@ def cases(quick=False, seed=0):
     return rows
 
 
-def measure(case, pause=0.3):
-    """Seconds per call of the reference, fastnn's cpu kernels and PyTorch (or None)."""
-    result = {}
-    for name, fn in (("numpy", lambda: case.run("numpy")), ("cpu", lambda: case.run("cpu")),
-                     ("torch", case.torch_run)):
-        if fn is not None:
-            time.sleep(pause)
-            result[name] = _median_seconds(fn)
-    return result
+def measure(case):
+    """``interleaved`` times of the reference ("numpy"), fastnn's cpu kernels ("cpu") and, when
+    installed, PyTorch ("torch")."""
+    fns = {"numpy": lambda: case.run("numpy"), "cpu": lambda: case.run("cpu")}
+    if case.torch_run is not None:
+        fns["torch"] = case.torch_run
+    return interleaved(fns)
 
 
 def _throughput(case, seconds, limits):
@@ -241,7 +267,8 @@ def run(quick=False, out=print):
     blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
     limits = machine_limits()
     out(f"fastnn bench: numba threads {numba.get_num_threads()}, BLAS threads {blas}, float32; "
-        "times in ms, ratio = reference / fastnn")
+        "times in ms (medians of 5 interleaved rounds), ratio = reference / fastnn (median of "
+        "the rounds' ratios)")
     out(f"fastnn's matrix products: {_blas.PROVIDER_INFO} (FASTNN_BLAS={_blas.config.BLAS})")
     out(f"machine limits measured now: NumPy sgemm {limits[0]:.0f} GFLOP/s, parallel triad "
         f"{limits[1]:.1f} GB/s (arrays that fit the last-level cache can exceed it)")
@@ -251,11 +278,12 @@ def run(quick=False, out=print):
     out("-" * len(header))
     rows = []
     for case in cases(quick):
-        t = measure(case)
+        times = measure(case)
+        t = {name: float(np.median(seconds)) for name, seconds in times.items()}
         torch_ms = f"{t['torch'] * 1e3:10.3f}" if "torch" in t else f"{'-':>10}"
-        vs_torch = f"{t['torch'] / t['cpu']:8.2f}x" if "torch" in t else f"{'-':>9}"
+        vs_torch = f"{ratio(times, 'torch', 'cpu'):8.2f}x" if "torch" in t else f"{'-':>9}"
         out(f"{case.kernel:<20}{'x'.join(map(str, case.shape)):<20}{t['numpy'] * 1e3:10.3f}"
-            f"{t['cpu'] * 1e3:11.3f}{t['numpy'] / t['cpu']:7.2f}x{torch_ms}{vs_torch}  "
+            f"{t['cpu'] * 1e3:11.3f}{ratio(times, 'numpy', 'cpu'):7.2f}x{torch_ms}{vs_torch}  "
             f"{_throughput(case, t['cpu'], limits)}")
         rows.append(dict(kernel=case.kernel, shape=case.shape, **t))
     return rows
