@@ -18,13 +18,21 @@ def _bench(args):
 
 
 def _train(args):
+    """The main job; a bad option ends it with one line naming it (as ``tune``), no traceback."""
     from fastnn import train
 
-    hidden = tuple(int(h) for h in args.hidden.split(",") if h)
-    train.run(hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
-              optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
-              dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
-              plot=not args.no_plot, verbose=not args.quiet)
+    try:
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+    except ValueError:
+        raise SystemExit(f"fastnn train: --hidden must be comma-separated integers, got "
+                         f"{args.hidden!r}") from None
+    try:
+        train.run(hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
+                  optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
+                  dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
+                  plot=not args.no_plot, verbose=not args.quiet)
+    except ValueError as error:
+        raise SystemExit(f"fastnn train: {error}") from None
 
 
 def _tune(args):

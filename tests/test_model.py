@@ -1,4 +1,6 @@
 """Sequential: fit, evaluate, predict, callbacks, save/load, bad input, the digits main job."""
+import re
+
 import numpy as np
 import pytest
 
@@ -215,6 +217,24 @@ def test_train_command_line(tmp_path, capsys):
           "--quiet", "--backend", "numpy"])
     out = capsys.readouterr().out
     assert "test accuracy" in out and (tmp_path / "model.npz").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("--batch-size", "0", "batch_size must be an integer >= 1, got 0"),
+    ("--epochs", "-1", "epochs must be an integer >= 0, got -1"),
+    ("--hidden", "16,x", "--hidden must be comma-separated integers, got '16,x'"),
+    ("--hidden", "0", "units must be a positive integer, got 0"),
+    ("--lr", "-1", "lr0 must be a finite number in (0.0, inf), got -1.0"),
+    ("--dropout", "1.5", "rate must be in [0, 1), got 1.5")])
+def test_train_command_line_names_a_bad_option(tmp_path, option, value, message):
+    """One line naming the option (as ``fastnn tune``), no traceback, nothing written."""
+    pytest.importorskip("sklearn")
+    from fastnn.cli import main
+
+    with pytest.raises(SystemExit, match="^fastnn train: .*" + re.escape(message)):
+        main(["train", "--epochs", "1", "--out", str(tmp_path / "run"), "--no-plot", "--quiet",
+              option, value])  # (the last of a repeated option counts)
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("backend", ["cpu", "numpy"])
