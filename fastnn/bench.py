@@ -4,9 +4,9 @@ installed), timed in one process, with throughput against this machine's measure
 Each row times its implementations in turns (``interleaved``): after one warm-up call each (which
 compiles), several rounds in which every implementation is timed for a moment. A row's time is
 the median of its rounds, and a ratio the median of the per-round ratios, so that a slow spell of
-the machine (this 2-core VM's speed drifts by 1.5x within seconds, and a burst of stolen time
-once made one implementation 7x slower for a whole 0.6 s sample) falls on every implementation
-of a round alike. NumPy's OpenBLAS keeps its threads spinning after a matmul, so there is a short
+the machine (this 2-core VM's speed drifts by 1.5x within seconds, and a slow spell once made
+one implementation 7x slower for a whole 0.6 s sample) falls on every implementation of a round
+alike. NumPy's OpenBLAS keeps its threads spinning after a matmul, so there is a short
 pause before each implementation's turn: each is measured on an idle machine, as it would run in
 its own training loop.
 """
@@ -65,7 +65,11 @@ def _median_seconds(fn, budget, min_calls=3, max_calls=200):
     return float(np.median(times))
 
 
-def interleaved(fns, rounds=5, budget=0.12, pause=0.1):
+#: Rounds of ``interleaved`` (the table's header says how many).
+ROUNDS = 5
+
+
+def interleaved(fns, rounds=ROUNDS, budget=0.12, pause=0.1):
     """{name: [median seconds per call in each round]} of the functions ``fns`` ({name: fn}):
     one warm-up call each, then ``rounds`` rounds in which each in turn, after a ``pause``, is
     called for about ``budget`` seconds (at least once)."""
@@ -267,8 +271,8 @@ def run(quick=False, out=print):
     blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
     limits = machine_limits()
     out(f"fastnn bench: numba threads {numba.get_num_threads()}, BLAS threads {blas}, float32; "
-        "times in ms (medians of 5 interleaved rounds), ratio = reference / fastnn (median of "
-        "the rounds' ratios)")
+        f"times in ms (medians of {ROUNDS} interleaved rounds), ratio = reference / fastnn "
+        "(median of the rounds' ratios)")
     out(f"fastnn's matrix products: {_blas.PROVIDER_INFO} (FASTNN_BLAS={_blas.config.BLAS})")
     out(f"machine limits measured now: NumPy sgemm {limits[0]:.0f} GFLOP/s, parallel triad "
         f"{limits[1]:.1f} GB/s (arrays that fit the last-level cache can exceed it)")
