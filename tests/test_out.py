@@ -5,7 +5,7 @@ import pytest
 
 from fastnn import backend as fastnn_backend
 from fastnn import kernels as K
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError
 from helpers import over_backends, over_dtypes
 
 

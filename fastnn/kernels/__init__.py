@@ -17,7 +17,8 @@ from fastnn import backend as _backend
 from fastnn.kernels import _validate as check
 from fastnn.kernels._names import ACTIVATIONS
 from fastnn.kernels._optim_api import adam_update, momentum_update, rmsprop_update, sgd_update
-from fastnn.kernels.reference import BatchNormCache, NonFiniteError
+from fastnn.errors import NonFiniteError
+from fastnn.kernels.reference import BatchNormCache
 
 __all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_forward",
            "adam_update", "batchnorm_backward", "batchnorm_forward", "momentum_update",

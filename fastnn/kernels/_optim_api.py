@@ -18,7 +18,7 @@ import numpy as np
 
 from fastnn import backend as _backend
 from fastnn.kernels import _validate as check
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError
 
 __all__ = ["adam_update", "momentum_update", "rmsprop_update", "sgd_update"]
 

@@ -12,6 +12,8 @@ import numbers
 
 import numpy as np
 
+from fastnn.errors import NonFiniteError
+
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
@@ -116,7 +118,7 @@ def finite(fn, **arrays):
 def nonfinite_result(fn, **arrays):
     """Called when a backend met NaN/inf: name the input that holds it, or report an overflow."""
     finite(fn, **arrays)
-    raise FloatingPointError(f"{fn}: the result overflowed to inf or NaN although the inputs "
+    raise NonFiniteError(f"{fn}: the result overflowed to inf or NaN although the inputs "
                              "are finite; scale the inputs or weights down")
 
 

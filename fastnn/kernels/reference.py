@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from fastnn.errors import NonFiniteError
 from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_backward,  # noqa: F401
                                          dropout_forward, empty, on_device, sum_squares,
                                          take_rows, to_backend, to_host, zeros)
@@ -20,10 +21,6 @@ from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_ba
 #: A context manager for a run of kernel calls (a backend may set up shared resources once for
 #: them; the CPU backend pins BLAS). Here nothing is needed.
 kernel_scope = contextlib.nullcontext()
-
-
-class NonFiniteError(ArithmeticError):
-    """A backend met NaN or inf; ``fastnn.kernels`` turns it into a ValueError naming the input."""
 
 
 class BatchNormCache(NamedTuple):

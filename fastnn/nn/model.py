@@ -17,7 +17,7 @@ from fastnn import backend as _backend
 from fastnn import optim
 from fastnn.data import minibatch_indices
 from fastnn.kernels._validate import is_device_array, to_host
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError, TrainingDivergedError
 from fastnn.nn import initializers
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layers import LAYERS, Activation, BatchNorm, Layer
@@ -25,10 +25,6 @@ from fastnn.nn.workspace import Workspace
 
 FORMAT = "fastnn-model-1"
 LOSSES = ("softmax_cross_entropy",)
-
-
-class TrainingDivergedError(FloatingPointError):
-    """The loss or a gradient became NaN or inf; the model keeps the last good parameters."""
 
 
 class History:

@@ -13,7 +13,7 @@ import numpy as np
 from fastnn import backend as _backend
 from fastnn.kernels import _optim_api as api
 from fastnn.kernels import _validate as check
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError
 
 __all__ = ["OPTIMIZERS", "Adam", "GD", "Momentum", "Optimizer", "RMSprop", "get"]
 

@@ -16,7 +16,8 @@ from fastnn.kernels._names import ACTIVATIONS
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._activation import activate_in_place, grad_z_at
 from fastnn.kernels.cpu._jit import jit, n_blocks
-from fastnn.kernels.reference import BatchNormCache, NonFiniteError
+from fastnn.errors import NonFiniteError
+from fastnn.kernels.reference import BatchNormCache
 
 
 

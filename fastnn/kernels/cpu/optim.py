@@ -22,7 +22,7 @@ from numba import prange
 from fastnn import config
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError
 
 __all__ = ["adam_update", "add_scaled", "momentum_update", "rmsprop_update", "sgd_update"]
 

@@ -12,7 +12,7 @@ from numba import prange
 from fastnn import config
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError
 
 SOFTMAX, LOG_SOFTMAX, HARDMAX = range(3)
 

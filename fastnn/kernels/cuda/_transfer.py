@@ -15,7 +15,7 @@ import numpy as np
 from numba import cuda
 
 from fastnn.kernels.cuda._device import require_gpu
-from fastnn.kernels.reference import NonFiniteError
+from fastnn.errors import NonFiniteError
 
 
 def is_device_array(a):

@@ -1,0 +1,54 @@
+"""Files written whole or not at all.
+
+``atomic_write(path)`` gives a temporary file in the target's folder; when the ``with`` block ends
+without an exception the file is flushed, fsynced and renamed over ``path`` (``os.replace``, atomic
+on POSIX and Windows), and the folder is fsynced. A reader, or a process killed at any moment, sees
+the old file or the new one, never a part. On an exception the temporary file is removed and the
+old file is untouched.
+"""
+import contextlib
+import os
+import tempfile
+
+__all__ = ["atomic_write"]
+
+_UMASK = os.umask(0)  # read once at import: os.umask can only be read by setting it
+os.umask(_UMASK)
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Open a temporary file beside ``path`` in ``mode`` ("wb" or "w"; text is UTF-8 with
+    newlines as written) and move it onto ``path`` once the block succeeds."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # the permissions open() would give, not mkstemp's 0600
+        text = {} if mode == "wb" else {"encoding": "utf-8", "newline": ""}
+        with os.fdopen(fd, mode, **text) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_folder(folder)
+
+
+def _fsync_folder(folder):
+    """Make the rename durable (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
