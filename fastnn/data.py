@@ -16,15 +16,20 @@ def one_hot(y, n_classes=None, dtype=np.float32):
     return Y
 
 
-def minibatch_indices(n, batch_size, seed=0):
+def minibatch_indices(n, batch_size, seed=0, fold_single_row=False):
     """Yield the rows of each mini-batch of n samples: a slice per batch with ``seed=None`` (the
     data's order), else index arrays of a seeded permutation of range(n) cut into pieces of
-    ``batch_size``; the last batch may be smaller."""
-    if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+    ``batch_size``; the last batch may be smaller. ``fold_single_row``: a last batch of one row
+    is joined to the one before (batch normalization needs two rows)."""
+    if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
+            or batch_size < 1):
         raise ValueError(f"minibatches: batch_size must be an integer >= 1, got {batch_size!r}")
     order = None if seed is None else np.random.default_rng(seed).permutation(n)
-    for start in range(0, n, batch_size):
-        rows = slice(start, start + batch_size)
+    starts = list(range(0, n, batch_size))
+    if fold_single_row and len(starts) > 1 and n - starts[-1] == 1:
+        starts.pop()
+    for start, stop in zip(starts, starts[1:] + [n]):
+        rows = slice(start, stop)
         yield rows if order is None else order[rows]
 
 

@@ -10,8 +10,15 @@ Layers call the kernels of their backend directly, without the checks of ``fastn
 model checks the data once per ``fit`` and builds every shape itself. In training, the results
 live in per-layer workspaces reused from step to step (grown for a larger batch), so a training
 step allocates no large arrays; they are overwritten by the next training step. Inference returns
-new arrays.
+new arrays and leave what the training step keeps for its backward pass untouched, so that a
+``predict`` between a training forward and its backward changes nothing.
+
+A layer object belongs to one model: ``Sequential`` rejects a layer listed twice or already in
+another live model (fastnn has no weight sharing; make a new layer, or ``copy.deepcopy`` one).
 """
+import math
+import numbers
+
 import numpy as np
 
 from fastnn import backend as _backend
@@ -34,10 +41,21 @@ class Layer:
     ``input_grad``: whether ``backward`` must return dX (a model's first layer need not)."""
     backend = None
     input_grad = True
+    _model = None  # a weak reference to the Sequential holding this layer
 
     def __init__(self):
         self.params, self.grads = {}, {}
         self.workspace = Workspace()
+
+    @property
+    def model(self):
+        """The live ``Sequential`` this layer is in, or None."""
+        return None if self._model is None else self._model()
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_model", None)  # a weak reference cannot be pickled; the model sets it again
+        return state
 
     @property
     def kernels(self):
@@ -83,9 +101,22 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
+def _number(fn, name, value, low, high, low_open=False, high_open=False):
+    """``value`` as a float, checked to be a real number in the interval [low, high] (open at an
+    end where asked)."""
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{fn}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if not (math.isfinite(value) and (low < value if low_open else low <= value)
+            and (value < high if high_open else value <= high)):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{fn}: {name} must be in {interval}, got {value!r}")
+    return value
+
+
 def _activation_name(name):
     name = "linear" if name is None else name
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(f"unknown activation {name!r}; expected one of {', '.join(ACTIVATIONS)}")
     return name
 
@@ -103,8 +134,12 @@ class Dense(Layer):
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
         initializers.check(init)
+        if not isinstance(use_bias, (bool, np.bool_)):
+            raise TypeError(f"Dense: use_bias must be True or False, got {use_bias!r}")
         self.units, self.activation = int(units), _activation_name(activation)
-        self.init, self.use_bias, self.init_scale = init, bool(use_bias), init_scale
+        self.init, self.use_bias = init, bool(use_bias)
+        self.init_scale = _number("Dense", "init_scale", init_scale, 0.0, math.inf, low_open=True,
+                                  high_open=True)
 
     def param_specs(self, n_in):
         specs = {"W": ParamSpec((n_in, self.units), self.init, regularized=True)}
@@ -116,11 +151,11 @@ class Dense(Layer):
         return self.units
 
     def forward(self, X, training):
-        self._X = X
-        self._A = self.kernels.dense_forward(X, self.params["W"], self.params.get("b"),
-                                             self.activation,
-                                             out=self._output("A", X, training, self.units))
-        return self._A
+        A = self.kernels.dense_forward(X, self.params["W"], self.params.get("b"), self.activation,
+                                       out=self._output("A", X, training, self.units))
+        if training:
+            self._X, self._A = X, A
+        return A
 
     def backward(self, dA, overwrite_dA=False):
         """dW and db go straight into the model's gradient buffer; dX into a workspace. Without
@@ -149,11 +184,8 @@ class BatchNorm(Layer):
 
     def __init__(self, decay=0.9, eps=1e-5):
         super().__init__()
-        if not 0.0 <= decay <= 1.0:
-            raise ValueError(f"BatchNorm: decay must be in [0, 1], got {decay!r}")
-        if not eps > 0:
-            raise ValueError(f"BatchNorm: eps must be > 0, got {eps!r}")
-        self.decay, self.eps = float(decay), float(eps)
+        self.decay = _number("BatchNorm", "decay", decay, 0.0, 1.0)
+        self.eps = _number("BatchNorm", "eps", eps, 0.0, math.inf, low_open=True, high_open=True)
         self.running_mean = self.running_var = None
 
     def param_specs(self, n_in):
@@ -168,10 +200,15 @@ class BatchNorm(Layer):
             self.running_var = self.kernels.to_backend(np.ones(n, dtype))
 
     def forward(self, X, training):
-        Y, self._cache = self.kernels.batchnorm_forward(
+        if training and X.shape[0] < 2:  # (the model checks first; this guards direct calls)
+            raise ValueError(f"BatchNorm: training needs a batch of at least 2 rows to estimate "
+                             f"a variance, got {X.shape[0]}")
+        Y, cache = self.kernels.batchnorm_forward(
             X, self.params["gamma"], self.params["beta"], self.running_mean, self.running_var,
             training=training, decay=self.decay, eps=self.eps, activation=self.fused_activation,
             out=self._output("Y", X, training))
+        if training:
+            self._cache = cache
         return Y
 
     def backward(self, dA, overwrite_dA=False):
@@ -200,8 +237,10 @@ class Activation(Layer):
     def forward(self, X, training):
         if self.fused:
             return X
-        self._A = self.kernels.activation_forward(X, self.name, out=self._output("A", X, training))
-        return self._A
+        A = self.kernels.activation_forward(X, self.name, out=self._output("A", X, training))
+        if training:
+            self._A = A
+        return A
 
     def backward(self, dA, overwrite_dA=False):
         """dZ in place of dA when ``overwrite_dA`` (the model owns dA), else in a workspace."""
@@ -247,15 +286,15 @@ class Dropout(Layer):
 
     def __init__(self, rate):
         super().__init__()
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
-        self.rate = float(rate)
+        self.rate = _number("Dropout", "rate", rate, 0.0, 1.0, high_open=True)
         self.rng = np.random.default_rng(0)
         self.fixed_mask = False
         self._mask = None
 
     def forward(self, X, training):
-        if not training or self.rate == 0.0:
+        if not training:
+            return X
+        if self.rate == 0.0:
             self._mask = None
             return X
         Y = self._like("Y", X)

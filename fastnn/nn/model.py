@@ -9,18 +9,24 @@ Keras-like use::
 """
 import json
 import math
+import numbers
+import os
+import threading
+import weakref
 import zipfile
+import zlib
 
 import numpy as np
 
 from fastnn import backend as _backend
 from fastnn import optim
 from fastnn.data import minibatch_indices
+from fastnn.files import atomic_write
 from fastnn.kernels._validate import is_device_array, to_host
 from fastnn.errors import NonFiniteError, TrainingDivergedError
 from fastnn.nn import initializers
 from fastnn.nn.callbacks import Callback
-from fastnn.nn.layers import LAYERS, Activation, BatchNorm, Layer
+from fastnn.nn.layers import LAYERS, Activation, BatchNorm, Layer, _number
 from fastnn.nn.workspace import Workspace
 
 FORMAT = "fastnn-model-1"
@@ -53,6 +59,11 @@ class Sequential:
     loss: "softmax_cross_entropy" (labels are class indices). backend: "numpy" | "cpu" | None
     (the default backend), used by every layer and the optimizer. dtype: float32 (default) or
     float64. The parameters are built on the first ``fit``/``build`` from the feature count.
+
+    A layer object belongs to one model (no weight sharing): a layer listed twice, or already in
+    another live model, is rejected. One model may be used from several threads: each training
+    step and each inference call holds the model's lock, so a ``predict`` during ``fit`` sees
+    the parameters between two steps.
     """
 
     def __init__(self, layers, loss="softmax_cross_entropy", backend=None, dtype=np.float32):
@@ -63,6 +74,7 @@ class Sequential:
             raise ValueError(f"Sequential: unknown loss {loss!r}; expected one of {LOSSES}")
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise TypeError(f"Sequential: dtype must be float32 or float64, got {dtype}")
+        _claim_layers(self, layers)  # (last check: a failed constructor claims nothing)
         self.layers, self.loss, self.dtype = layers, loss, np.dtype(dtype)
         self.backend = backend
         for layer in layers:
@@ -72,16 +84,30 @@ class Sequential:
         self.optimizer = None
         self.stop_training = False
         self.workspace = Workspace()
+        self._lock = threading.RLock()
+        self._forward_rows = None  # rows of the last training-mode forward, for ``backward``
+
+    def __getstate__(self):  # (copy.deepcopy, pickle): the lock and weak references stay behind
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.RLock()
+        for layer in self.layers:
+            layer._model = weakref.ref(self)
 
     # --- parameters ------------------------------------------------------------------------
 
     def build(self, n_features, seed=0):
         """Create the parameters for ``n_features`` inputs, initialized from ``seed``."""
+        if (not isinstance(n_features, numbers.Integral) or isinstance(n_features, bool)
+                or n_features < 1):
+            raise ValueError(f"Sequential.build: n_features must be an integer >= 1, got "
+                             f"{n_features!r}")
         rng = np.random.default_rng(seed)
-        specs, width = [], int(n_features)
-        for layer in self.layers:
-            specs.append(layer.param_specs(width))
-            width = layer.output_width(width)
+        specs, width = self._param_specs(n_features)
         size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
         initial = np.zeros(size, self.dtype)  # initialized on the host, then moved to the backend
         parts, offset = [], 0  # per layer: (name, spec, slice of the flat buffers)
@@ -111,7 +137,17 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.input_grad = i > 0  # nothing needs the gradient with respect to the data
         self.n_features, self.n_classes = int(n_features), width
+        self._forward_rows = None
         return self
+
+    def _param_specs(self, n_features):
+        """([{name: ParamSpec} per layer], output width) for ``n_features`` inputs; allocates
+        nothing (``load`` checks a file's sizes with it before building)."""
+        specs, width = [], int(n_features)
+        for layer in self.layers:
+            specs.append(layer.param_specs(width))
+            width = layer.output_width(width)
+        return specs, width
 
     def _require_built(self, what):
         if self.n_features is None:
@@ -121,30 +157,69 @@ class Sequential:
     def get_weights(self):
         """Host copies of every parameter and running statistic: (flat parameters, [per layer
         {state name: array}])."""
+        self._require_built("get_weights")
+
         def host(a):
             return np.array(self._kernels().to_host(a))
-        return host(self.flat_params), [{k: host(v) for k, v in layer.state().items()}
-                                        for layer in self.layers]
+        with self._lock:
+            return host(self.flat_params), [{k: host(v) for k, v in layer.state().items()}
+                                            for layer in self.layers]
 
     def set_weights(self, weights):
-        """Put back what ``get_weights`` returned."""
+        """Put back what ``get_weights`` returned: (flat parameters (count_params(),), [per layer
+        {state name: array}]), each array of exactly the model's shape and dtype and finite
+        (running variances >= 0). Everything is checked before anything is assigned; a
+        ValueError names the member that is wrong."""
+        fn = "Sequential.set_weights"
+        self._require_built("set_weights")
+        if not isinstance(weights, (tuple, list)) or len(weights) != 2:
+            raise TypeError(f"{fn}: weights must be the pair (flat parameters, [per-layer "
+                            f"states]) from get_weights(), got {type(weights).__name__}")
         flat, states = weights
         k = self._kernels()
-        k.assign(self.flat_params, flat)
-        for layer, state in zip(self.layers, states):
-            for key, value in state.items():
-                k.assign(layer.state()[key], value)
+        targets = [("params", self.flat_params, flat)]
+        if not isinstance(states, (tuple, list)) or len(states) != len(self.layers):
+            raise ValueError(f"{fn}: the states must be a list of {len(self.layers)} dicts (one "
+                             f"per layer), got {type(states).__name__} {_length(states)}")
+        for i, (layer, state) in enumerate(zip(self.layers, states)):
+            expected = layer.state()
+            if not isinstance(state, dict) or set(state) != set(expected):
+                got = sorted(state) if isinstance(state, dict) else type(state).__name__
+                raise ValueError(f"{fn}: the state of layer {i} ({layer!r}) must have the keys "
+                                 f"{sorted(expected)}, got {got}")
+            targets += [(f"layer{i}.{key}", expected[key], state[key]) for key in expected]
+        values = [(name, target, _checked_value(fn, name, value, target.shape, self.dtype))
+                  for name, target, value in targets]
+        with self._lock:
+            for _, target, value in values:
+                k.assign(target, value)
 
     def count_params(self):
+        """The number of trainable parameters."""
         self._require_built("count_params")
         return self.flat_params.size
 
     # --- forward and backward --------------------------------------------------------------
 
     def forward(self, X, training=False):
-        """Logits (n_samples, n_classes) of X (n_samples, n_features), a C-contiguous array of
-        the model's dtype. In training mode the logits live in a workspace that the next
-        training-mode call overwrites (copy them to keep them)."""
+        """Logits (n_samples, n_classes) of X (n_samples, n_features; converted to the model's
+        dtype). In training mode (batch statistics, dropout) the logits live in a workspace that
+        the next training-mode call overwrites (copy them to keep them), and ``backward`` may
+        follow. NaN or inf met on the way raises ``fastnn.NonFiniteError`` naming the layer."""
+        fn = "Sequential.forward"
+        self._require_built("forward")
+        if not isinstance(training, (bool, np.bool_)):
+            raise TypeError(f"{fn}: training must be True or False, got {training!r}")
+        X = self._check_X(fn, X, finite=False)  # NaN/inf: found by the kernels, layer named
+        if training:
+            self._check_batch_rows(fn, X.shape[0])
+        with self._lock:
+            return self._forward(self._kernels().to_backend(X), bool(training))
+
+    def _forward(self, X, training):
+        """``forward`` on checked data on the backend."""
+        if training:
+            self._forward_rows = X.shape[0]
         for i, layer in enumerate(self.layers):
             try:
                 X = layer.forward(X, training)
@@ -154,9 +229,30 @@ class Sequential:
         return X
 
     def backward(self, dZ):
-        """Backpropagate dZ (gradient of the loss w.r.t. the logits); fills ``flat_grads``.
-        Returns the gradient with respect to the input (None if the first layer skips it)."""
-        return self._backward(np.array(dZ, dtype=self.dtype))  # a copy the layers may overwrite
+        """Backpropagate dZ (n_samples, n_classes), the gradient of the loss w.r.t. the logits
+        of the last training-mode ``forward``; fills ``flat_grads``. Returns the gradient with
+        respect to the input (None if the first layer skips it)."""
+        fn = "Sequential.backward"
+        self._require_built("backward")
+        if self._forward_rows is None:
+            raise RuntimeError(f"{fn}: call forward(X, training=True) first (backward uses what "
+                               "that pass kept)")
+        dZ, host = self._host_or_device(dZ)
+        expected = (self._forward_rows, self.n_classes)
+        if np.dtype(dZ.dtype).kind not in "fiu" or tuple(dZ.shape) != expected:
+            raise ValueError(f"{fn}: dZ must be a real array of shape {expected} (the last "
+                             f"training forward's rows, the model's outputs), got shape "
+                             f"{tuple(dZ.shape)} and dtype {dZ.dtype}")
+        k = self._kernels()
+        if host:  # a copy the layers may overwrite
+            dZ = k.to_backend(np.array(dZ, dtype=self.dtype))
+        elif dZ.dtype != self.dtype:
+            raise TypeError(f"{fn}: dZ on the device must have the model's dtype {self.dtype}, "
+                            f"got {dZ.dtype}")
+        else:
+            dZ = k.copy(dZ)
+        with self._lock:
+            return self._backward(dZ)
 
     def _backward(self, dZ):
         """``backward`` on a dZ the model owns: layers may compute in place of their dA."""
@@ -176,8 +272,17 @@ class Sequential:
         self._require_built("loss_and_gradients")
         X = self._check_X(fn, X)
         y = self._check_y(fn, y, X.shape[0])
-        with self._kernels().kernel_scope:
-            return self._loss_and_gradients(X, y, float(l2))
+        l2 = _check_l2(fn, l2)
+        self._check_batch_rows(fn, X.shape[0])
+        k = self._kernels()
+        with self._lock, k.kernel_scope:
+            return self._loss_and_gradients(k.to_backend(X), k.to_backend(y), l2)
+
+    def _check_batch_rows(self, fn, rows):
+        """A training batch for a model with BatchNorm needs 2 rows or more (a variance)."""
+        if rows < 2 and any(isinstance(layer, BatchNorm) for layer in self.layers):
+            raise ValueError(f"{fn}: a training batch for a model with BatchNorm needs at least 2 "
+                             f"rows (batch statistics), got {rows}")
 
     def _kernels(self):
         return _backend.get(self.backend)
@@ -186,7 +291,7 @@ class Sequential:
         """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class
         ids in range): the training step's path, with no checks and no large allocations."""
         k = self._kernels()
-        logits = self.forward(X, training=True)
+        logits = self._forward(X, training=True)
         dZ = self.workspace.array("dlogits", logits.shape, logits.dtype, k.empty)
         loss, dZ = k.softmax_cross_entropy(logits, y, out=dZ)
         n_correct = k.count_correct(logits, y)
@@ -201,20 +306,23 @@ class Sequential:
 
     # --- input checks ------------------------------------------------------------------------
 
-    def _check_X(self, fn, X, finite=True):
+    def _check_X(self, fn, X, finite=True, n_features=None):
         """X as a C-contiguous array of the model's dtype with the model's feature count; NaN or
         inf is looked for only when ``finite`` (else the kernels find it, see train_on_batch).
         A device array stays on the device for the "cuda" backend (its dtype must then be the
         model's: a conversion would copy it)."""
         X, host = self._host_or_device(X)
         if np.dtype(X.dtype).kind not in "fiu" or len(X.shape) != 2:
-            raise ValueError(f"{fn}: X must be a 2-D numeric array (n_samples, n_features), got "
+            raise ValueError(f"{fn}: X must be a 2-D real array (n_samples, n_features), got "
                              f"shape {X.shape} and dtype {X.dtype}")
-        if X.shape[0] == 0:
-            raise ValueError(f"{fn}: X is empty (0 rows)")
+        if X.shape[0] == 0 or X.shape[1] == 0:
+            raise ValueError(f"{fn}: X is empty (shape {X.shape}: no rows or no features)")
         if self.n_features is not None and X.shape[1] != self.n_features:
             raise ValueError(f"{fn}: X has {X.shape[1]} features, the model was built for "
                              f"{self.n_features}")
+        if n_features is not None and X.shape[1] != n_features:
+            raise ValueError(f"{fn}: X has {X.shape[1]} features, the training data "
+                             f"{n_features}")
         if host:
             X = np.ascontiguousarray(X, dtype=self.dtype)
         elif X.dtype != self.dtype:
@@ -227,7 +335,8 @@ class Sequential:
                 raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
         return X
 
-    def _check_y(self, fn, y, n_rows):
+    def _check_y(self, fn, y, n_rows, n_classes=None):
+        n_classes = self.n_classes if n_classes is None else n_classes
         y, host = self._host_or_device(y)
         if len(y.shape) != 1 or np.dtype(y.dtype).kind not in "iu":
             raise ValueError(f"{fn}: y must be 1-D integer class labels, got shape {y.shape} and "
@@ -235,10 +344,10 @@ class Sequential:
         if y.shape[0] != n_rows:
             raise ValueError(f"{fn}: X has {n_rows} rows but y has {y.shape[0]} labels")
         labels = y if host else self._kernels().to_host(y)  # (device labels: a small copy)
-        if labels.min() < 0 or labels.max() >= self.n_classes:
+        if labels.min() < 0 or labels.max() >= n_classes:
             bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
-            raise ValueError(f"{fn}: label {bad} is outside [0, {self.n_classes}), the model's "
-                             f"{self.n_classes} outputs")
+            raise ValueError(f"{fn}: label {bad} is outside [0, {n_classes}), the model's "
+                             f"{n_classes} outputs")
         return y.astype(np.intp, copy=False) if host else y
 
     def _host_or_device(self, a):
@@ -265,52 +374,79 @@ class Sequential:
         seeded by (``seed``, epoch). ``initial_epoch`` (as in Keras) starts at that epoch, so that
         ``fit(..., epochs=10, initial_epoch=4)`` after ``fit(..., epochs=4)`` (the same optimizer
         object and seed) continues the first run exactly: the same shuffles, schedule values
-        and steps. If the loss or a gradient becomes NaN or inf, training stops with
-        ``TrainingDivergedError`` naming the epoch and step, and the model keeps the parameters
-        of the last good step.
+        and steps. If the loss, a gradient or an update becomes NaN or inf, training stops
+        with ``TrainingDivergedError`` naming the epoch and step, and the model keeps the
+        parameters, optimizer state and running statistics of the last good step.
+
+        With a BatchNorm layer, a last mini-batch of one row (``n % batch_size == 1``) is joined
+        to the batch before it (batch statistics need two rows; PyTorch would raise). Every
+        argument is checked before anything changes.
         """
         fn = "Sequential.fit"
-        if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
-            raise ValueError(f"{fn}: epochs must be an integer >= 0, got {epochs!r}")
-        if (not isinstance(initial_epoch, (int, np.integer)) or isinstance(initial_epoch, bool)
-                or not 0 <= initial_epoch <= epochs):
+        epochs = _check_int(fn, "epochs", epochs, 0)
+        initial_epoch = _check_int(fn, "initial_epoch", initial_epoch, 0)
+        if initial_epoch > epochs:
             raise ValueError(f"{fn}: initial_epoch must be an integer in [0, epochs = {epochs}], "
                              f"got {initial_epoch!r}")
-        if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
-                or batch_size < 1):
-            raise ValueError(f"{fn}: batch_size must be an integer >= 1, got {batch_size!r}")
+        batch_size = _check_int(fn, "batch_size", batch_size, 1)
+        seed = _check_int(fn, "seed", seed, 0)
         l2 = _check_l2(fn, l2)
-        optimizer = self._optimizer(fn, optimizer)
-        X = self._check_X(fn, X)
-        if self.n_features is None:
-            self.build(X.shape[1], seed)
-        y = self._check_y(fn, y, X.shape[0])
-        if validation_data is None and validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"{fn}: validation_split must be in (0, 1), got "
-                                 f"{validation_split!r}")
-            n_val = max(1, int(round(X.shape[0] * validation_split)))
-            X, y, validation_data = X[:-n_val], y[:-n_val], (X[-n_val:], y[-n_val:])
-        if validation_data is not None:
-            X_val = self._check_X(fn, validation_data[0])
-            y_val = self._check_y(fn, validation_data[1], X_val.shape[0])
+        if schedule is not None and not callable(schedule):
+            raise TypeError(f"{fn}: schedule must be a function of the epoch (or step) returning "
+                            f"the learning rate, e.g. fastnn.optim.exponential(...), got "
+                            f"{schedule!r}")
         callbacks = list(callbacks)
         if not all(isinstance(c, Callback) for c in callbacks):
             raise TypeError(f"{fn}: callbacks must be fastnn.nn.Callback instances")
+        X = self._check_X(fn, X)
+        n_classes = self.n_classes if self.n_features is not None else \
+            self._param_specs(X.shape[1])[1]
+        y = self._check_y(fn, y, X.shape[0], n_classes)
+        if validation_data is not None:
+            if validation_split:
+                raise ValueError(f"{fn}: give validation_data or validation_split, not both")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError(f"{fn}: validation_data must be a pair (X_val, y_val), got "
+                                 f"{type(validation_data).__name__} "
+                                 f"{_length(validation_data)}")
+            X_val = self._check_X(fn, validation_data[0], n_features=X.shape[1])
+            y_val = self._check_y(fn, validation_data[1], X_val.shape[0], n_classes)
+        elif validation_split:
+            split = _number(fn, "validation_split", validation_split, 0.0, 1.0)
+            n_val = int(round(X.shape[0] * split)) if 0.0 < split < 1.0 else 0
+            if not 1 <= n_val < X.shape[0]:
+                raise ValueError(f"{fn}: validation_split must be in (0, 1) and leave at least "
+                                 f"one row for validation and for training ({X.shape[0]} rows), "
+                                 f"got {validation_split!r}")
+            X, y, X_val, y_val = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
+        has_validation = validation_data is not None or bool(validation_split)
+        self._check_batch_rows(fn, X.shape[0])
+        optimizer = self._optimizer(fn, optimizer, X.shape[1])
+        logged = ["loss", "accuracy", "lr"] + (["val_loss", "val_accuracy"] if has_validation
+                                               else [])
+        for c in callbacks:
+            c.check_logged(fn, logged)
+        if schedule is not None:  # a schedule's first value is checked before anything changes
+            first = initial_epoch if getattr(schedule, "unit", "epoch") == "epoch" else \
+                initial_epoch * _n_batches(X.shape[0], batch_size, self._folds_single_row())
+            _scheduled_lr(fn, schedule, first, optimizer)
 
+        if self.n_features is None:
+            self.build(X.shape[1], seed)
         k = self._kernels()  # the data moves to the backend once ("cuda": the device)
         X, y = k.to_backend(X), k.to_backend(y)
-        if validation_data is not None:
+        if has_validation:
             X_val, y_val = k.to_backend(X_val), k.to_backend(y_val)
         self.optimizer, self.stop_training, history = optimizer, False, History()
         for c in callbacks:
             c.on_train_begin(self)
-        n_batches = -(-X.shape[0] // batch_size)
+        fold = self._folds_single_row()
+        n_batches = _n_batches(X.shape[0], batch_size, fold)
         progress = _progress((epochs - initial_epoch) * n_batches, verbose)
         step = initial_epoch * n_batches
         for epoch in range(initial_epoch, epochs):
             if schedule is not None and getattr(schedule, "unit", "epoch") == "epoch":
-                optimizer.lr = schedule(epoch)
+                optimizer.lr = _scheduled_lr(fn, schedule, epoch, optimizer)
             for c in callbacks:
                 c.on_epoch_begin(self, epoch)
             total, correct, seen = 0.0, 0, 0
@@ -319,9 +455,10 @@ class Sequential:
                 if hasattr(layer, "rng"):
                     layer.rng = rng
             order_seed = int(rng.integers(2**63)) if shuffle else None
-            for b, rows in enumerate(minibatch_indices(X.shape[0], batch_size, order_seed)):
+            for b, rows in enumerate(minibatch_indices(X.shape[0], batch_size, order_seed,
+                                                       fold_single_row=fold)):
                 if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
-                    optimizer.lr = schedule(step)
+                    optimizer.lr = _scheduled_lr(fn, schedule, step, optimizer)
                 Xb, yb = self._gather(X, rows), self._gather(y, rows)
                 loss, n_correct = self._train_step(Xb, yb, l2, optimizer,
                                                    f"at epoch {epoch + 1}, step {b + 1}")
@@ -334,8 +471,9 @@ class Sequential:
                     progress.set_postfix(refresh=False, epoch=epoch + 1, loss=f"{total / seen:.4f}",
                                          acc=f"{correct / seen:.3f}")
             logs = {"loss": total / seen, "accuracy": correct / seen, "lr": float(optimizer.lr)}
-            if validation_data is not None:
-                logs["val_loss"], logs["val_accuracy"] = self._evaluate(X_val, y_val)
+            if has_validation:
+                with self._lock:
+                    logs["val_loss"], logs["val_accuracy"] = self._evaluate(X_val, y_val)
             history.append(epoch, logs)
             for c in callbacks:
                 c.on_epoch_end(self, epoch, logs)
@@ -347,8 +485,26 @@ class Sequential:
             c.on_train_end(self)
         return history
 
-    def _optimizer(self, fn, optimizer):
+    def _folds_single_row(self):
+        """Whether ``fit`` joins a one-row last mini-batch to the one before (BatchNorm)."""
+        return any(isinstance(layer, BatchNorm) for layer in self.layers)
+
+    def _optimizer(self, fn, optimizer, n_features):
+        """The optimizer to train with (Adam(1e-3) for None, or from its name), checked to fit
+        this model's parameters for ``n_features`` inputs: its backend keeps arrays where the
+        model's do, and state it already holds is for one flat buffer of the model's size."""
         optimizer = optim.Adam() if optimizer is None else optim.get(optimizer, fn)
+        k = self._kernels()
+        if optimizer.backend is not None and _backend.get(optimizer.backend).on_device != \
+                k.on_device:
+            raise ValueError(f"{fn}: the optimizer's backend {optimizer.backend!r} keeps its "
+                             f"arrays elsewhere than the model's backend {self.backend!r}")
+        specs = self._param_specs(n_features)[0]
+        size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
+        if optimizer._spec is not None and optimizer._spec != [((size,), self.dtype)]:
+            raise ValueError(f"{fn}: the optimizer holds state for other parameters "
+                             f"({optimizer._spec}), not this model's {size} {self.dtype} "
+                             "parameters; pass a new optimizer")
         optimizer.backend = self.backend if optimizer.backend is None else optimizer.backend
         return optimizer
 
@@ -368,16 +524,21 @@ class Sequential:
 
         optimizer: as in ``fit``; by default the model's optimizer (from ``fit`` or an earlier
         call; Adam(1e-3) at first). The step is ``fit``'s: workspaces, no large allocations.
-        NaN or inf in X raises ValueError, and a step whose loss or gradients become NaN or inf
-        raises ``TrainingDivergedError``; either way nothing is updated.
+        NaN or inf in X raises ValueError, and a step whose loss, gradients or update become NaN
+        or inf raises ``TrainingDivergedError``; either way nothing is updated. With a BatchNorm
+        layer the batch needs at least 2 rows.
         """
         fn = "Sequential.train_on_batch"
-        optimizer = self._optimizer(fn, self.optimizer if optimizer is None else optimizer)
         X = self._check_X(fn, X, finite=False)  # NaN/inf: found by the kernels, named below
+        n_classes = self.n_classes if self.n_features is not None else \
+            self._param_specs(X.shape[1])[1]
+        y = self._check_y(fn, y, X.shape[0], n_classes)
+        l2 = _check_l2(fn, l2)
+        self._check_batch_rows(fn, X.shape[0])
+        optimizer = self._optimizer(fn, self.optimizer if optimizer is None else optimizer,
+                                    X.shape[1])
         if self.n_features is None:
             self.build(X.shape[1])
-        y = self._check_y(fn, y, X.shape[0])
-        l2 = _check_l2(fn, l2)
         self.optimizer = optimizer
         try:
             loss, n_correct = self._train_step(X, y, l2, optimizer, "in train_on_batch")
@@ -394,7 +555,7 @@ class Sequential:
         saved = [(layer, key, k.copy(value)) for layer in self.layers
                  for key, value in layer.state().items()]
         try:
-            with k.kernel_scope:
+            with self._lock, k.kernel_scope:  # (the optimizer step is all or nothing)
                 loss, n_correct = self._loss_and_gradients(Xb, yb, l2)
                 if not math.isfinite(loss):
                     raise FloatingPointError("the loss is not finite")
@@ -403,9 +564,9 @@ class Sequential:
             for layer, key, value in saved:
                 k.assign(layer.state()[key], value)
             raise TrainingDivergedError(
-                f"training diverged {where} ({error}); the model "
-                "keeps the parameters of the last good step: lower the learning rate, or check "
-                "the inputs and the initialization") from error
+                f"training diverged {where} ({error}); the model keeps the parameters, optimizer "
+                "state and running statistics of the last good step: lower the learning rate, or "
+                "check the inputs and the initialization") from error
         return loss, n_correct
 
     # --- inference ------------------------------------------------------------------------------
@@ -413,7 +574,9 @@ class Sequential:
     def _logits(self, fn, X):
         """Inference-mode logits of X (checked, moved to the backend)."""
         self._require_built(fn)
-        return self.forward(self._kernels().to_backend(self._check_X(f"Sequential.{fn}", X)))
+        X = self._kernels().to_backend(self._check_X(f"Sequential.{fn}", X))
+        with self._lock:
+            return self._forward(X, False)
 
     def predict_proba(self, X):
         """Class probabilities softmax(logits), (n_samples, n_classes), a NumPy array."""
@@ -430,38 +593,47 @@ class Sequential:
         X = self._check_X("Sequential.evaluate", X)
         y = self._check_y("Sequential.evaluate", y, X.shape[0])
         k = self._kernels()
-        return self._evaluate(k.to_backend(X), k.to_backend(y))
+        with self._lock:
+            return self._evaluate(k.to_backend(X), k.to_backend(y))
 
     def _evaluate(self, X, y):
         """``evaluate`` on checked data already on the backend."""
         k = self._kernels()
-        logits = self.forward(X)
+        logits = self._forward(X, False)
         loss, _ = k.softmax_cross_entropy(logits, y)
         return loss, k.count_correct(logits, y) / X.shape[0]
 
     # --- saving -----------------------------------------------------------------------------------
 
     def save(self, path):
-        """Write the architecture, parameters, running statistics and optimizer state to ``path``
-        (a NumPy .npz archive of plain arrays and a JSON header: no pickle)."""
+        """Write the architecture, parameters, running statistics and optimizer state to
+        ``path``, exactly that name (no suffix is added): a NumPy .npz archive of plain arrays and
+        a JSON header, no pickle. The file is written whole or not at all (a temporary file in
+        the same folder, fsynced, then renamed over ``path``): a process killed while saving
+        leaves the previous file."""
         self._require_built("save")
+        path = os.fspath(path)
+        if os.path.isdir(path):
+            raise IsADirectoryError(f"Sequential.save: {path} is a folder; give a file name")
         header = {"format": FORMAT, "loss": self.loss, "dtype": self.dtype.name,
                   "n_features": self.n_features,
                   "layers": [[type(layer).__name__, layer.config()] for layer in self.layers]}
-        flat, states = self.get_weights()
-        arrays = {"params": flat}
-        for i, state in enumerate(states):
-            for key, value in state.items():
-                arrays[f"layer{i}.{key}"] = value
-        if self.optimizer is not None:
-            values = self.optimizer.state_dict()  # plain values, and "state": {name: [arrays]}
-            state = values.pop("state")
-            header["optimizer"] = {"values": values,
-                                   "state": {name: len(arrays_) for name, arrays_ in state.items()}}
-            for name, arrays_ in state.items():
-                for j, array in enumerate(arrays_):
-                    arrays[f"optimizer.{name}.{j}"] = array
-        np.savez(path, header=np.array(json.dumps(header)), **arrays)
+        with self._lock:  # one consistent state, between two training steps
+            flat, states = self.get_weights()
+            arrays = {"params": flat}
+            for i, state in enumerate(states):
+                for key, value in state.items():
+                    arrays[f"layer{i}.{key}"] = value
+            if self.optimizer is not None:
+                values = self.optimizer.state_dict()  # plain values, "state": {name: [arrays]}
+                state = values.pop("state")
+                header["optimizer"] = {"values": values, "state": {
+                    name: len(arrays_) for name, arrays_ in state.items()}}
+                for name, arrays_ in state.items():
+                    for j, array in enumerate(arrays_):
+                        arrays[f"optimizer.{name}.{j}"] = array
+        with atomic_write(path) as f:
+            np.savez(f, header=np.array(json.dumps(header)), **arrays)
 
     def summary(self):
         """One line per layer with its parameter count, then the total."""
@@ -471,37 +643,148 @@ class Sequential:
         return "\n".join(lines + [f"total params {self.count_params()}"])
 
 
+#: Bounds on what ``load`` reads from a file before trusting it: the JSON header's size, and
+#: how much larger than its stored bytes a member may declare itself (deflate stays under 1:1032).
+MAX_HEADER_BYTES = 1 << 20
+MAX_EXPANSION = 1100
+
+
+class _Damaged(ValueError):
+    """Raised inside ``load`` for a file whose contents are wrong; ``load`` names the file."""
+
+
 def load(path, backend=None):
     """Load a model written by ``Sequential.save`` onto ``backend`` (default: the default
-    backend); raises ValueError for a file that is not a fastnn model or is truncated."""
+    backend).
+
+    The file is not trusted: only the members a model of the declared architecture needs are
+    read, each after its declared shape, dtype and size agree with that architecture and with
+    the archive (a member may not expand more than deflate can), so a small file cannot make
+    ``load`` allocate much; values must be finite. A file that is not a fastnn model, is
+    truncated or damaged raises ValueError (a missing file: FileNotFoundError); an unknown
+    backend is named before the file is read.
+    """
+    _backend.get(backend)  # ValueError (unknown) or RuntimeError (no GPU) before any reading
+    path_name = os.fspath(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-        header = json.loads(str(arrays.pop("header")))
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, EOFError) as error:
-        raise ValueError(f"load: {path} is not a fastnn model file or it is truncated "
-                         f"({type(error).__name__}: {error})") from None
-    if header.get("format") != FORMAT:
-        raise ValueError(f"load: {path} is not a fastnn model file (format "
-                         f"{header.get('format')!r}, expected {FORMAT!r})")
+        with zipfile.ZipFile(path_name) as archive:
+            return _load_model(archive, backend)
+    except _Damaged as error:
+        raise ValueError(f"load: {path_name} is not a fastnn model file, or it is truncated or "
+                         f"damaged ({error})") from None
+    except zipfile.BadZipFile as error:
+        raise ValueError(f"load: {path_name} is not a fastnn model file or it is truncated "
+                         f"(not a readable zip archive: {error})") from None
+    except (EOFError, zlib.error) as error:
+        raise ValueError(f"load: {path_name} is truncated or damaged ({type(error).__name__}: "
+                         f"{error})") from None
+
+
+def _load_model(archive, backend):
+    """The model in an open archive; raises _Damaged for anything wrong in it."""
+    header = _read_member(archive, "header", (), None)
     try:
-        layers = [LAYERS[name](**config) for name, config in header["layers"]]
-        model = Sequential(layers, loss=header["loss"], dtype=header["dtype"], backend=backend)
-        model.build(header["n_features"])
-        model.set_weights((arrays["params"], [{key: arrays[f"layer{i}.{key}"]
-                                               for key in layer.state()}
-                                              for i, layer in enumerate(model.layers)]))
-        if "optimizer" in header:
-            info = header["optimizer"]
-            values = dict(info["values"])
-            values["state"] = {name: [arrays[f"optimizer.{name}.{j}"] for j in range(n)]
-                               for name, n in info["state"].items()}
-            model.optimizer = getattr(optim, values["optimizer"])(backend=backend)
-            model.optimizer.load_state_dict(values)
-    except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"load: {path} is damaged or from an incompatible version "
-                         f"({type(error).__name__}: {error})") from None
+        header = json.loads(str(header))
+    except ValueError as error:
+        raise _Damaged(f"the header is not JSON: {error}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        got = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise _Damaged(f"format {got!r}, expected {FORMAT!r}")
+    layer_list = header.get("layers")
+    if not isinstance(layer_list, list) or not all(
+            isinstance(e, list) and len(e) == 2 and e[0] in LAYERS and isinstance(e[1], dict)
+            for e in layer_list):
+        raise _Damaged(f"the header's layers must be [[layer name, {{arguments}}], ...] with "
+                       f"names in {sorted(LAYERS)}")
+    try:
+        layers = [LAYERS[name](**config) for name, config in layer_list]
+        model = Sequential(layers, loss=header.get("loss"), dtype=header.get("dtype"),
+                           backend=backend)
+    except (TypeError, ValueError) as error:
+        raise _Damaged(f"the header's architecture is invalid: {error}") from None
+    n_features = header.get("n_features")
+    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
+        raise _Damaged(f"n_features must be an integer >= 1, got {n_features!r}")
+    specs = model._param_specs(n_features)[0]
+    size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
+    params = _read_member(archive, "params", (size,), model.dtype)  # sizes checked: now build
+    optimizer, optimizer_state = _optimizer_from_header(archive, header, size, model.dtype,
+                                                        backend)
+    model.build(n_features)
+    states = [{key: _read_member(archive, f"layer{i}.{key}", value.shape, model.dtype)
+               for key, value in layer.state().items()} for i, layer in enumerate(model.layers)]
+    try:
+        model.set_weights((params, states))
+        if optimizer is not None:
+            optimizer.load_state_dict(optimizer_state)
+    except (TypeError, ValueError) as error:
+        raise _Damaged(str(error)) from None
+    model.optimizer = optimizer
     return model
+
+
+def _optimizer_from_header(archive, header, size, dtype, backend):
+    """(optimizer, its state_dict) from the header and archive, or (None, None)."""
+    if "optimizer" not in header:
+        return None, None
+    info = header["optimizer"]
+    classes = {cls.__name__: cls for cls in optim.OPTIMIZERS.values()}
+    if (not isinstance(info, dict) or not isinstance(info.get("values"), dict)
+            or not isinstance(info.get("state"), dict)
+            or info["values"].get("optimizer") not in classes):
+        raise _Damaged(f"the optimizer entry must name one of {sorted(classes)} with its values "
+                       f"and state")
+    cls = classes[info["values"]["optimizer"]]
+    counts = info["state"]
+    if set(counts) != set(cls.state_names) or any(n not in (0, 1) for n in counts.values()):
+        raise _Damaged(f"{cls.__name__} keeps the state {list(cls.state_names)}, one array each "
+                       f"(or none before the first step), got {counts!r:.80}")
+    values = dict(info["values"])
+    values["state"] = {name: [_read_member(archive, f"optimizer.{name}.{j}", (size,), dtype)
+                              for j in range(n)] for name, n in counts.items()}
+    try:
+        optimizer = cls(**{k: values.get(k) for k in cls.hyperparameters}, backend=backend)
+    except (TypeError, ValueError) as error:
+        raise _Damaged(f"the optimizer's values are invalid: {error}") from None
+    return optimizer, values
+
+
+def _read_member(archive, name, shape, dtype):
+    """The array ``name`` (member ``name``.npy) of an .npz archive, read only once its declared
+    shape and dtype are ``shape`` and ``dtype`` (None: a unicode string of at most
+    MAX_HEADER_BYTES) and its sizes in the archive agree with them."""
+    try:
+        info = archive.getinfo(f"{name}.npy")
+    except KeyError:
+        raise _Damaged(f"the member {name!r} is missing") from None
+    if info.file_size > MAX_EXPANSION * info.compress_size + 4096:
+        raise _Damaged(f"the member {name!r} declares {info.file_size} bytes from "
+                       f"{info.compress_size} stored bytes")
+    with archive.open(info) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            got_shape, fortran, got_dtype = read_header(f)
+        except ValueError as error:
+            raise _Damaged(f"the member {name!r} is not a NumPy array: {error}") from None
+        if dtype is None:
+            ok = got_dtype.kind == "U" and got_dtype.itemsize <= MAX_HEADER_BYTES
+            dtype = got_dtype
+        else:
+            ok = got_dtype == dtype
+        if not ok or got_shape != tuple(shape) or (fortran and len(shape) > 1):
+            raise _Damaged(f"the member {name!r} has shape {got_shape} and dtype {got_dtype}, "
+                           f"expected shape {tuple(shape)} and dtype "
+                           f"{'a short string' if dtype is got_dtype else dtype}")
+        n_bytes = math.prod(got_shape) * got_dtype.itemsize
+        if info.file_size - f.tell() != n_bytes:
+            raise _Damaged(f"the member {name!r} holds {info.file_size - f.tell()} bytes of data "
+                           f"for {n_bytes} declared")
+        data = f.read(n_bytes)
+        if len(data) != n_bytes or f.read(1):  # (reading to the end checks the CRC)
+            raise _Damaged(f"the member {name!r} is truncated")
+    return np.frombuffer(data, got_dtype).reshape(got_shape)
 
 
 def _fuse_activations(layers):
@@ -518,7 +801,8 @@ def _fuse_activations(layers):
 
 
 def _check_l2(fn, l2):
-    if not (isinstance(l2, (int, float)) and l2 >= 0 and math.isfinite(l2)):
+    if not (isinstance(l2, numbers.Real) and not isinstance(l2, bool) and l2 >= 0
+            and math.isfinite(l2)):
         raise ValueError(f"{fn}: l2 must be a number >= 0, got {l2!r}")
     return float(l2)
 
@@ -528,3 +812,68 @@ def _progress(total, verbose):
         return None
     from tqdm.auto import tqdm
     return tqdm(total=total, unit="step", leave=True)
+
+
+def _claim_layers(model, layers):
+    """Make ``model`` the owner of ``layers``, rejecting a layer listed twice or held by another
+    live model (one layer object in two places would share its parameters and its saved
+    activations, and give wrong gradients)."""
+    seen = {}
+    for i, layer in enumerate(layers):
+        if id(layer) in seen:
+            raise ValueError(f"Sequential: layer {i} ({layer!r}) is the same object as layer "
+                             f"{seen[id(layer)]}; a layer can be used once (fastnn has no weight "
+                             "sharing): make a new layer")
+        seen[id(layer)] = i
+        owner = layer.model
+        if owner is not None and owner is not model:
+            raise ValueError(f"Sequential: layer {i} ({layer!r}) is already in another model; a "
+                             "layer belongs to one model (fastnn has no weight sharing): make a "
+                             "new layer, or copy.deepcopy the other model")
+    for layer in layers:
+        layer._model = weakref.ref(model)
+
+
+def _checked_value(fn, name, value, shape, dtype):
+    """``value`` as a host array of exactly ``shape`` and ``dtype``, finite (and >= 0 for a
+    running variance), for ``set_weights``."""
+    if is_device_array(value):
+        value = to_host(value)
+    if not isinstance(value, np.ndarray):
+        raise TypeError(f"{fn}: {name} must be a NumPy array, got {type(value).__name__}")
+    if value.shape != tuple(shape) or value.dtype != dtype:
+        raise ValueError(f"{fn}: {name} must have shape {tuple(shape)} and dtype {dtype}, got "
+                         f"shape {value.shape} and dtype {value.dtype}")
+    if not np.isfinite(value).all():
+        raise ValueError(f"{fn}: {name} contains NaN or inf")
+    if name.endswith("running_var") and (value < 0).any():
+        raise ValueError(f"{fn}: {name} must be >= 0, got a minimum of {value.min()}")
+    return value
+
+
+def _check_int(fn, name, value, low):
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
+    return int(value)
+
+
+def _length(seq):
+    return f"of length {len(seq)}" if hasattr(seq, "__len__") else "(no length)"
+
+
+def _n_batches(n, batch_size, fold_single_row):
+    """The number of mini-batches ``fit`` makes of n rows."""
+    return n // batch_size if fold_single_row and n % batch_size == 1 and n > 1 else \
+        -(-n // batch_size)
+
+
+def _scheduled_lr(fn, schedule, when, optimizer):
+    """schedule(when), checked to be a valid learning rate (a ValueError naming the schedule)."""
+    lr = schedule(when)
+    try:
+        return optimizer.hyperparameters["lr"](fn, "lr", lr)
+    except (TypeError, ValueError):
+        unit = getattr(schedule, "unit", "epoch")
+        raise ValueError(f"{fn}: the schedule {schedule!r} returned lr = {lr!r} at {unit} "
+                         f"{when}; a learning rate must be a finite number > 0 (a decaying "
+                         f"schedule may have underflowed to 0)") from None
