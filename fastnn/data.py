@@ -1,4 +1,6 @@
 """Data helpers: one-hot labels, mini-batches, and the bundled handwritten-digits data set."""
+import numbers
+
 import numpy as np
 
 
@@ -8,10 +10,17 @@ def one_hot(y, n_classes=None, dtype=np.float32):
     if y.ndim != 1 or y.dtype.kind not in "iu":
         raise ValueError(f"one_hot: y must be 1-D integer class indices, got shape {y.shape} and "
                          f"dtype {y.dtype}")
+    if n_classes is not None and (not isinstance(n_classes, numbers.Integral)
+                                  or isinstance(n_classes, bool) or n_classes < 1):
+        raise ValueError(f"one_hot: n_classes must be an integer >= 1 or None, got {n_classes!r}")
     n_classes = int(y.max()) + 1 if n_classes is None and y.size else int(n_classes or 0)
     if y.size and (y.min() < 0 or y.max() >= n_classes):
         raise ValueError(f"one_hot: labels must be in [0, {n_classes}), got [{y.min()}, {y.max()}]")
-    Y = np.zeros((y.shape[0], n_classes), dtype)
+    try:
+        Y = np.zeros((y.shape[0], n_classes), dtype)
+    except (ValueError, MemoryError):
+        raise ValueError(f"one_hot: {y.shape[0]} rows of {n_classes} classes (the largest label "
+                         f"+ 1) do not fit in memory; check the labels or give n_classes") from None
     Y[np.arange(y.shape[0]), y] = 1
     return Y
 
@@ -24,6 +33,9 @@ def minibatch_indices(n, batch_size, seed=0, fold_single_row=False):
     if (not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
             or batch_size < 1):
         raise ValueError(f"minibatches: batch_size must be an integer >= 1, got {batch_size!r}")
+    if seed is not None and (not isinstance(seed, numbers.Integral) or isinstance(seed, bool)
+                             or seed < 0):
+        raise ValueError(f"minibatches: seed must be an integer >= 0 or None, got {seed!r}")
     order = None if seed is None else np.random.default_rng(seed).permutation(n)
     starts = list(range(0, n, batch_size))
     if fold_single_row and len(starts) > 1 and n - starts[-1] == 1:

@@ -6,6 +6,7 @@
 over every parameter (and, for a single layer, the input). Below about 1e-7 the backward pass is
 right; a wrong one gives differences of 1e-3 and more.
 """
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -58,12 +59,22 @@ def gradcheck(model_or_layer, X, y, eps=1e-7, l2=0.0):
     gradient dX is checked too. Dropout layers keep one mask during the check; running
     statistics are restored afterwards. Returns a ``GradcheckResult``.
     """
+    if not isinstance(eps, numbers.Real) or not 0 < eps < 1:
+        raise ValueError(f"gradcheck: eps must be a number in (0, 1), got {eps!r}")
+    X = np.asarray(X)
+    if X.ndim != 2 or X.dtype.kind not in "fiu" or X.size == 0:
+        raise ValueError(f"gradcheck: X must be a non-empty 2-D real array (n_samples, "
+                         f"n_features), got shape {X.shape} and dtype {X.dtype}")
     if isinstance(model_or_layer, Layer):
         X = np.ascontiguousarray(X, dtype=np.float64)
         model = Sequential([model_or_layer], dtype=np.float64)
         model.build(X.shape[1])
         model_or_layer.input_grad = True  # dX is checked too
         upstream = np.ascontiguousarray(y, dtype=np.float64)
+        expected = (X.shape[0], model.n_classes)
+        if upstream.shape != expected:
+            raise ValueError(f"gradcheck: for a layer, y is the upstream gradient of the layer's "
+                             f"output, shape {expected}, got shape {upstream.shape}")
 
         def objective():
             return float(np.sum(model_or_layer.forward(X, True) * upstream))

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import fastnn
+import fastnn.data
 from fastnn import optim
 from fastnn.data import minibatch_indices
 from fastnn.nn import (BatchNorm, Dense, Dropout, EarlyStopping, ReLU, Sequential)
@@ -441,3 +442,89 @@ def test_an_optimizer_holding_another_models_state_is_rejected():
 def test_layer_and_callback_constructors_check_types(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+# --- found by our own pass ------------------------------------------------------------------------
+
+def test_fit_takes_callbacks_none_and_train_on_batch_keeps_a_named_optimizer():
+    X, y = data(40)
+    model = bn_model()
+    model.fit(X, y, epochs=1, callbacks=None, verbose=False)
+    model = bn_model()
+    for _ in range(3):
+        model.train_on_batch(X, y, optimizer="adam")
+    assert model.optimizer.t == 3
+    model.train_on_batch(X, y, optimizer="gd")
+    assert type(model.optimizer) is optim.GD and model.optimizer.t == 1
+
+
+def test_values_beyond_the_models_dtype_are_named_as_such():
+    X, _ = data(5)
+    model = bn_model().build(4)
+    big = X.astype(np.float64)
+    big[0, 0] = 1e39
+    with pytest.raises(ValueError, match="beyond the range of the model's dtype float32"):
+        model.predict(big)
+
+
+def test_build_again_gives_a_fresh_model_on_the_same_backend():
+    X, y = data(40)
+    model = bn_model()
+    model.fit(X, y, epochs=2, verbose=False)
+    assert model.backend == "cpu"
+    model.build(4, seed=0)
+    fresh = bn_model().build(4, seed=0)
+    assert_same_state(state(fresh), state(model))
+    assert model.optimizer is None
+
+
+def test_a_built_model_stays_on_its_backend_when_the_default_changes():
+    X, y = data(40)
+    model = bn_model()
+    model.fit(X, y, epochs=1, seed=1, verbose=False)
+    reference = bn_model(backend="cpu")
+    reference.fit(X, y, epochs=1, seed=1, verbose=False)
+    fastnn.set_backend("numpy")
+    model.fit(X, y, epochs=1, seed=2, verbose=False)
+    reference.fit(X, y, epochs=1, seed=2, verbose=False)
+    np.testing.assert_array_equal(model.get_weights()[0], reference.get_weights()[0])
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda m, X, y: fastnn.gradcheck(m, X, y, eps=0), "eps must be a number in"),
+    (lambda m, X, y: fastnn.gradcheck(Dense(3), X, np.ones(3)), "upstream gradient"),
+    (lambda m, X, y: fastnn.gradcheck(Dense(3), X[0], np.ones((1, 3))), "X must be a non-empty"),
+])
+def test_gradcheck_checks_its_arguments(call, match):
+    X, y = data(6)
+    model = bn_model(dtype=np.float64)
+    with pytest.raises(ValueError, match=match):
+        call(model, X, y)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: fastnn.data.one_hot([0, 1], n_classes=2.7), "n_classes must be an integer"),
+    (lambda: fastnn.data.one_hot(np.array([], int), n_classes=-3), "n_classes must be"),
+    (lambda: fastnn.data.one_hot(np.array([2**62])), "do not fit in memory"),
+    (lambda: list(fastnn.data.minibatches(np.zeros((4, 2)), np.zeros(4), 2, seed=-1)),
+     "seed must be an integer >= 0"),
+    (lambda: list(fastnn.data.minibatches(np.zeros((4, 2)), np.zeros(4), True)),
+     "batch_size must be an integer"),
+])
+def test_data_helpers_name_their_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+def test_load_names_an_unsupported_compression_and_saves_numpy_scalars(tmp_path):
+    model = Sequential([Dense(4, init_scale=np.float32(0.1), init="random"), Dense(3)])
+    X, y = data(20)
+    model.fit(X, y, epochs=1, verbose=False)
+    model.save(tmp_path / "m.npz")
+    raw = bytearray((tmp_path / "m.npz").read_bytes())
+    at = raw.find(b"PK\x01\x02")  # the first central directory entry: its compression method
+    raw[at + 10:at + 12] = (99).to_bytes(2, "little")
+    (tmp_path / "odd.npz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="load: .*odd.npz"):
+        fastnn.load(tmp_path / "odd.npz")
+    assert fastnn.load(tmp_path / "m.npz").layers[0].init_scale == pytest.approx(0.1)

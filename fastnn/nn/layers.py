@@ -85,8 +85,10 @@ class Layer:
         return n_in
 
     def bind(self, params, grads):
-        """Attach the views into the model's flat parameter and gradient buffers."""
+        """Attach the views into the model's flat parameter and gradient buffers (a new build:
+        the workspaces start afresh)."""
         self.params, self.grads = params, grads
+        self.workspace.clear()
 
     def state(self):
         """Non-trainable arrays to save with the model (e.g. running statistics)."""
@@ -195,9 +197,8 @@ class BatchNorm(Layer):
     def bind(self, params, grads):
         super().bind(params, grads)
         n, dtype = params["gamma"].shape[0], params["gamma"].dtype
-        if self.running_mean is None or self.running_mean.shape != (n,):
-            self.running_mean = self.kernels.zeros(n, dtype)
-            self.running_var = self.kernels.to_backend(np.ones(n, dtype))
+        self.running_mean = self.kernels.zeros(n, dtype)  # (new parameters, new statistics)
+        self.running_var = self.kernels.to_backend(np.ones(n, dtype))
 
     def forward(self, X, training):
         if training and X.shape[0] < 2:  # (the model checks first; this guards direct calls)

@@ -101,12 +101,18 @@ class Sequential:
     # --- parameters ------------------------------------------------------------------------
 
     def build(self, n_features, seed=0):
-        """Create the parameters for ``n_features`` inputs, initialized from ``seed``."""
+        """Create the parameters for ``n_features`` inputs, initialized from ``seed``: a fresh
+        model (running statistics reset, no optimizer). A model is built on the backend it was
+        given, or the default one at that moment, and stays there."""
         if (not isinstance(n_features, numbers.Integral) or isinstance(n_features, bool)
                 or n_features < 1):
             raise ValueError(f"Sequential.build: n_features must be an integer >= 1, got "
                              f"{n_features!r}")
         rng = np.random.default_rng(seed)
+        if self.backend is None:  # a built model stays on the backend it was built on
+            self.backend = _backend.get_default()
+            for layer in self.layers:
+                layer.backend = self.backend
         specs, width = self._param_specs(n_features)
         size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
         initial = np.zeros(size, self.dtype)  # initialized on the host, then moved to the backend
@@ -137,7 +143,8 @@ class Sequential:
         for i, layer in enumerate(self.layers):
             layer.input_grad = i > 0  # nothing needs the gradient with respect to the data
         self.n_features, self.n_classes = int(n_features), width
-        self._forward_rows = None
+        self._forward_rows, self.optimizer = None, None
+        self.workspace.clear()
         return self
 
     def _param_specs(self, n_features):
@@ -324,6 +331,10 @@ class Sequential:
             raise ValueError(f"{fn}: X has {X.shape[1]} features, the training data "
                              f"{n_features}")
         if host:
+            if X.dtype.itemsize > self.dtype.itemsize and np.isfinite(X).all() and \
+                    np.abs(X).max() > np.finfo(self.dtype).max:
+                raise ValueError(f"{fn}: X holds values up to {np.abs(X).max():.3g}, beyond the "
+                                 f"range of the model's dtype {self.dtype}")
             X = np.ascontiguousarray(X, dtype=self.dtype)
         elif X.dtype != self.dtype:
             raise TypeError(f"{fn}: X on the device must have the model's dtype {self.dtype}, "
@@ -395,7 +406,7 @@ class Sequential:
             raise TypeError(f"{fn}: schedule must be a function of the epoch (or step) returning "
                             f"the learning rate, e.g. fastnn.optim.exponential(...), got "
                             f"{schedule!r}")
-        callbacks = list(callbacks)
+        callbacks = [] if callbacks is None else list(callbacks)
         if not all(isinstance(c, Callback) for c in callbacks):
             raise TypeError(f"{fn}: callbacks must be fastnn.nn.Callback instances")
         X = self._check_X(fn, X)
@@ -523,7 +534,9 @@ class Sequential:
         update.
 
         optimizer: as in ``fit``; by default the model's optimizer (from ``fit`` or an earlier
-        call; Adam(1e-3) at first). The step is ``fit``'s: workspaces, no large allocations.
+        call; Adam(1e-3) at first). A name keeps the model's optimizer when it is of that kind,
+        so that ``train_on_batch(X, y, optimizer="adam")`` in a loop steps one Adam. The step is
+        ``fit``'s: workspaces, no large allocations.
         NaN or inf in X raises ValueError, and a step whose loss, gradients or update become NaN
         or inf raises ``TrainingDivergedError``; either way nothing is updated. With a BatchNorm
         layer the batch needs at least 2 rows.
@@ -535,8 +548,10 @@ class Sequential:
         y = self._check_y(fn, y, X.shape[0], n_classes)
         l2 = _check_l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
-        optimizer = self._optimizer(fn, self.optimizer if optimizer is None else optimizer,
-                                    X.shape[1])
+        if optimizer is None or (isinstance(optimizer, str) and isinstance(
+                self.optimizer, optim.OPTIMIZERS.get(optimizer.lower(), ()))):
+            optimizer = self.optimizer  # (a name keeps the model's optimizer of that kind)
+        optimizer = self._optimizer(fn, optimizer, X.shape[1])
         if self.n_features is None:
             self.build(X.shape[1])
         self.optimizer = optimizer
@@ -675,7 +690,7 @@ def load(path, backend=None):
     except zipfile.BadZipFile as error:
         raise ValueError(f"load: {path_name} is not a fastnn model file or it is truncated "
                          f"(not a readable zip archive: {error})") from None
-    except (EOFError, zlib.error) as error:
+    except (EOFError, zlib.error, NotImplementedError) as error:
         raise ValueError(f"load: {path_name} is truncated or damaged ({type(error).__name__}: "
                          f"{error})") from None
 
