@@ -1,17 +1,59 @@
-"""Command line of fastnn: ``python -m fastnn train | bench``."""
+"""Command line of fastnn: ``python -m fastnn train | bench | tune``.
+
+Every error is one line on stderr, ``fastnn COMMAND: --option: why``, found before any work
+starts: exit status 2 for a bad option or combination of options (as argparse's own errors),
+1 for a failure of the work itself (a diverged training, every trial of a search failed, a
+missing package), 130 for Ctrl-C.
+"""
 import argparse
 import sys
 
 
-def _bench(args):
-    import numba
+class _Failure(Exception):
+    """The one line a command ends with (without "fastnn COMMAND: "), and its exit status."""
 
+    def __init__(self, message, status=2):
+        super().__init__(message)
+        self.status = status
+
+
+def _option(name):
+    return "--" + name.replace("_", "-")
+
+
+def _count(option, value, low=1):
+    if value < low:
+        raise _Failure(f"{option} must be an integer >= {low}, got {value}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with its errors on one line (no usage block): exit status 2."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _bench(args):
     if args.cuda:
+        if args.threads:
+            raise _Failure("--threads sets the CPU table's Numba threads; it does not apply to "
+                           "--cuda")
         from fastnn import bench_cuda
+        try:
+            bench_cuda.require_real_gpu()
+        except (RuntimeError, ImportError) as error:
+            raise _Failure(f"--cuda: no GPU to time: {error}") from None
         bench_cuda.run(quick=args.quick)
         return
+    import numba
+
     from fastnn import bench
 
+    limit = numba.config.NUMBA_NUM_THREADS
+    if not 0 <= args.threads <= limit:
+        raise _Failure(f"--threads must be in [0, {limit}] (0: all cores; Numba has {limit} "
+                       f"threads here), got {args.threads}")
     if args.threads:
         numba.set_num_threads(args.threads)
     bench.run(quick=args.quick)
@@ -19,49 +61,100 @@ def _bench(args):
 
 def _train(args):
     """The main job; a bad option ends it with one line naming it (as ``tune``), no traceback."""
-    from fastnn import train
+    try:
+        from fastnn import train
+    except ImportError as error:
+        raise _Failure(str(error), 1) from None
+    from fastnn.errors import NonFiniteError
 
     try:
-        hidden = tuple(int(h) for h in args.hidden.split(",") if h)
+        hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
-        raise SystemExit(f"fastnn train: --hidden must be comma-separated integers, got "
-                         f"{args.hidden!r}") from None
+        raise _Failure(f"--hidden must be comma-separated integers, got {args.hidden!r}") \
+            from None
     try:
         train.run(hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
                   optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
                   dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
                   plot=not args.no_plot, verbose=not args.quiet)
-    except ValueError as error:
-        raise SystemExit(f"fastnn train: {error}") from None
+    except train.OptionError as error:
+        raise _Failure(f"{_option(error.name)}: {error}") from None
+    except NonFiniteError as error:
+        raise _Failure(f"training diverged ({type(error).__name__}: {error}); try a lower "
+                       f"--lr or more --decay", 1) from None
+    except ImportError as error:  # scikit-learn for the digits
+        raise _Failure(str(error), 1) from None
+
+
+#: The options of ``fastnn tune`` that set each range of the search space.
+_RANGES = {"lr": float, "beta": float, "hidden": int, "l2": float, "layers": int}
+#: The stored search settings that each option of ``fastnn tune`` sets.
+_SETTINGS = {"n_trials": "--trials", "rounds": "--rounds", "sampler": "--sampler",
+             "seed": "--seed", "space": "--lr/--beta/--hidden/--l2/--layers",
+             "objective": "--epochs/--seed"}
 
 
 def _tune(args):
-    from fastnn.tune import StorageError
-    from fastnn.tune.run import digits_space, run
+    try:
+        from fastnn.tune import SearchFailedError, SpaceError, StorageError
+        from fastnn.tune.parallel import WorkerDiedError
+        from fastnn.tune.run import RANGES, run
+        from fastnn.tune.search import SettingsError
+        from fastnn.train import OptionError
+    except ImportError as error:
+        raise _Failure(str(error), 1) from None
 
-    def pair(option, text, kind=float):
+    def pair(option, text, kind):
         try:
             low, high = (kind(v) for v in text.split(","))
         except ValueError:
-            raise SystemExit(f"fastnn tune: {option} must be LOW,HIGH (two numbers), got "
-                             f"{text!r}") from None
+            what = "integers" if kind is int else "numbers"
+            raise _Failure(f"{option} must be LOW,HIGH (two {what}), got {text!r}") from None
         return low, high
 
+    trials = _count("--trials", args.trials)
+    rounds = _count("--rounds", args.rounds)
+    if rounds > trials:
+        raise _Failure(f"--rounds must be <= --trials (each round runs trials), got --rounds "
+                       f"{rounds} with --trials {trials}")
+    _count("--epochs", args.epochs)
+    _count("--heartbeat", args.heartbeat)
+    _count("--seed", args.seed, 0)
+    if args.dask is not None and args.executor is not None:
+        raise _Failure("--executor does not apply with --dask (the trials run on the cluster)")
+    if args.dask not in (None, "local") and args.jobs is not None:
+        raise _Failure("--jobs does not apply with --dask ADDRESS (the cluster's workers decide "
+                       "how many trials run at once); it sets the workers of --dask local")
+    jobs = _count("--jobs", 1 if args.jobs is None else args.jobs)
+    space = {}
+    for name, kind in _RANGES.items():
+        text = getattr(args, name)
+        if text is None:
+            continue
+        try:
+            space[name] = RANGES[name](*pair(_option(name), text, kind))
+        except ValueError as error:
+            raise _Failure(f"{_option(name)}: {error}") from None
     try:
-        space = digits_space(lr=pair("--lr", args.lr), beta=pair("--beta", args.beta),
-                             hidden=pair("--hidden", args.hidden, int), l2=pair("--l2", args.l2),
-                             layers=args.layers and pair("--layers", args.layers, int))
-        run(trials=args.trials, jobs=args.jobs, storage=args.storage, study=args.study,
-            rounds=args.rounds, sampler=args.sampler, seed=args.seed, epochs=args.epochs,
-            out=args.out, prune=args.prune, executor=args.executor, dask=args.dask,
+        run(trials=trials, jobs=jobs, storage=args.storage, study=args.study, rounds=rounds,
+            sampler=args.sampler, seed=args.seed, epochs=args.epochs, out=args.out,
+            prune=args.prune, executor=args.executor or "process", dask=args.dask,
             heartbeat=args.heartbeat, space=space, progress=not args.quiet)
-    except (ValueError, StorageError) as error:
-        raise SystemExit(f"fastnn tune: {error}") from None
+    except (OptionError, SpaceError) as error:
+        raise _Failure(f"{_option(error.name)}: {error}") from None
+    except StorageError as error:
+        message = str(error)
+        raise _Failure(message.replace("storage: ", "--storage: ", 1)
+                       if message.startswith("storage: ") else f"--storage: {message}") from None
+    except SettingsError as error:
+        options = ", ".join(dict.fromkeys(_SETTINGS.get(n, n) for n in error.names))
+        raise _Failure(f"{options}: {error}") from None
+    except (SearchFailedError, WorkerDiedError) as error:
+        raise _Failure(str(error), 1) from None
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(
-        prog="fastnn", description="Numba-accelerated neural-network kernels.")
+    parser = _Parser(prog="fastnn", description="Numba-accelerated neural-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
     p = commands.add_parser("train", help="train a batch-normalized MLP on handwritten digits")
     p.add_argument("--hidden", default="256,128", help="hidden widths, comma-separated (256,128)")
@@ -90,8 +183,8 @@ def main(argv=None):
                             "hidden units and L2 of a batch-normalized MLP on the digits; rerun "
                             "the same command to resume a killed search.")
     p.add_argument("--trials", type=int, default=20, help="number of trials in all (20)")
-    p.add_argument("--jobs", type=int, default=1, help="trials at once (1)")
-    p.add_argument("--executor", choices=["process", "thread"], default="process",
+    p.add_argument("--jobs", type=int, default=None, help="trials at once (1)")
+    p.add_argument("--executor", choices=["process", "thread"], default=None,
                    help="where local jobs run (process)")
     p.add_argument("--dask", default=None, metavar="ADDRESS",
                    help="run trials on a Dask cluster: a scheduler address, or 'local' for a "
@@ -119,8 +212,23 @@ def main(argv=None):
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_tune)
     args = parser.parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except _Failure as failure:
+        _exit(f"fastnn {args.command}: {failure}", failure.status)
+    except KeyboardInterrupt:
+        _exit(f"fastnn {args.command}: interrupted" + (
+            "; run the same command again to resume the search" if args.command == "tune"
+            else ""), 130)
     return 0
+
+
+def _exit(line, status):
+    """Print ``line`` on stderr and exit with ``status`` (a SystemExit whose text is the line)."""
+    print(line, file=sys.stderr, flush=True)
+    error = SystemExit(line)
+    error.code = status
+    raise error
 
 
 if __name__ == "__main__":

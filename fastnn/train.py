@@ -1,15 +1,37 @@
 """The main job, ``python -m fastnn train``: a batch-normalized MLP trained with Adam and
 learning-rate decay on the bundled handwritten-digits data, reporting test accuracy and writing
-the learning curve (PNG) and the model file."""
+the learning curve (PNG) and the model file.
+
+``run`` checks every argument (``check_options``) and its output folder (``prepare_out``) before
+any work, raising ``OptionError`` (a ValueError naming the argument: the command line reports it
+as the option). Files are written whole or not at all (``fastnn.files.atomic_write``).
+"""
+import math
+import numbers
 import os
+import sys
+import tempfile
 import time
 
 import numpy as np
 
 from fastnn import optim
 from fastnn.data import load_digits
+from fastnn.files import atomic_write
 from fastnn.nn import BatchNorm, Dense, Dropout, ReLU, Sequential
 from fastnn.optim import OPTIMIZERS
+
+__all__ = ["OptionError", "build_mlp", "check_options", "have_matplotlib", "plot_learning_curve",
+           "prepare_out", "run", "save_figure"]
+
+
+class OptionError(ValueError):
+    """A bad argument of a job, found before any work; ``name`` is the argument's keyword (the
+    command line's option ``--name``, with "-" for "_")."""
+
+    def __init__(self, name, message):
+        super().__init__(message)
+        self.name = name
 
 
 def build_mlp(hidden, n_classes, dropout=0.0, backend=None, dtype=np.float32):
@@ -24,10 +46,104 @@ def build_mlp(hidden, n_classes, dropout=0.0, backend=None, dtype=np.float32):
     return Sequential(layers, backend=backend, dtype=dtype)
 
 
+def _integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def check_options(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3,
+                  decay=0.05, l2=0.0, dropout=0.0, seed=0, backend=None):
+    """Raise ``OptionError`` naming the first bad argument of ``run`` (as ``run`` would meet it,
+    but before any work): each is checked by the code that uses it (layers, optimizer,
+    schedule), and backend="cuda" by asking for the backend (a RuntimeError says why not)."""
+    def fail(name, error):
+        raise OptionError(name, str(error)) from None
+
+    try:
+        hidden = tuple(hidden)
+        for width in hidden:
+            Dense(width, use_bias=False)
+    except (TypeError, ValueError) as error:
+        fail("hidden", error)
+    if not _integer(epochs) or epochs < 0:
+        fail("epochs", f"epochs must be an integer >= 0, got {epochs!r}")
+    if not _integer(batch_size) or batch_size < 1:
+        fail("batch_size", f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if optimizer not in OPTIMIZERS:
+        fail("optimizer", f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
+    try:
+        optim.inverse_time(lr, 0.0)
+        OPTIMIZERS[optimizer](lr=lr)
+    except (TypeError, ValueError) as error:
+        fail("lr", error)
+    try:
+        optim.inverse_time(lr, decay)
+    except (TypeError, ValueError) as error:
+        fail("decay", error)
+    if not (isinstance(l2, numbers.Real) and not isinstance(l2, bool) and math.isfinite(l2)
+            and l2 >= 0):
+        fail("l2", f"l2 must be a finite number >= 0, got {l2!r}")
+    try:
+        if dropout:
+            Dropout(dropout)
+    except (TypeError, ValueError) as error:
+        fail("dropout", error)
+    if not _integer(seed) or not 0 <= seed < 2**32:
+        fail("seed", f"seed must be an integer in [0, 2**32), got {seed!r}")
+    if backend is not None:
+        from fastnn import backend as backends
+        try:
+            backends.get(backend)
+        except (ValueError, RuntimeError, ImportError) as error:
+            fail("backend", f"backend {backend!r} cannot run here: {error}")
+
+
+def prepare_out(out, files=(), name="out"):
+    """Make the folder ``out`` (with its parents) and check that the ``files`` can be written in
+    it; ``OptionError`` (named ``name``) saying why not: ``out`` is a file, a parent is a file,
+    the folder is not writable, one of ``files`` is a folder. Returns ``out``."""
+    out = os.fspath(out)
+    if not out:
+        raise OptionError(name, "the output folder must be named, got ''")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise OptionError(name, f"{out!r} exists and is not a folder")
+    try:
+        os.makedirs(out, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".fastnn-probe-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as error:
+        raise OptionError(name, f"cannot write into the folder {out!r}: "
+                                f"{error.strerror or error}") from None
+    for file in files:
+        path = os.path.join(out, file)
+        if os.path.isdir(path):
+            raise OptionError(name, f"{path!r} is a folder, where the file {file} is to be "
+                                    f"written")
+    return out
+
+
+def have_matplotlib():
+    """Whether matplotlib can be imported (the plots are skipped, with a note, when not)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, decay=0.05,
         l2=0.0, dropout=0.0, seed=0, backend=None, out="fastnn-run", plot=True, verbose=True):
     """Train on digits, print the test accuracy, save ``out/model.npz`` and
-    ``out/learning_curve.png``; returns (model, history, test accuracy)."""
+    ``out/learning_curve.png``; returns (model, history, test accuracy). Every argument and the
+    folder are checked first (``OptionError``); without matplotlib the plot is skipped with a
+    note."""
+    hidden = tuple(hidden)
+    check_options(hidden, epochs, batch_size, optimizer, lr, decay, l2, dropout, seed, backend)
+    if plot and not have_matplotlib():
+        print("fastnn train: matplotlib is not installed: no learning_curve.png "
+              "(pip install matplotlib)", file=sys.stderr)
+        plot = False
+    prepare_out(out, ["model.npz"] + (["learning_curve.png"] if plot else []))
     start = time.perf_counter()
     X_train, y_train, X_test, y_test = load_digits(seed=seed)
     model = build_mlp(hidden, 10, dropout, backend)
@@ -36,8 +152,10 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
                         optimizer=OPTIMIZERS[optimizer](lr=lr), l2=l2, schedule=schedule,
                         validation_split=0.1, seed=seed, verbose=verbose)
     test_loss, test_accuracy = model.evaluate(X_test, y_test)
-    os.makedirs(out, exist_ok=True)
     model.save(os.path.join(out, "model.npz"))
+    if plot and not history.epoch:
+        print("fastnn train: no epoch trained: no learning_curve.png", file=sys.stderr)
+        plot = False
     if plot:
         plot_learning_curve(history, os.path.join(out, "learning_curve.png"))
     print(f"digits: {X_train.shape[0]} training and {X_test.shape[0]} test images; layers "
@@ -45,8 +163,17 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
           f"backend {model.backend or 'default'}")
     print(f"test accuracy {test_accuracy:.4f}, test loss {test_loss:.4f} after "
           f"{len(history.epoch)} epochs in {time.perf_counter() - start:.1f} s "
-          f"(including compilation); model and learning curve in {out}/")
+          f"(including compilation); {'model and learning curve' if plot else 'model'} in "
+          f"{out}/")
     return model, history, test_accuracy
+
+
+def save_figure(fig, path, dpi=100):
+    """``fig.savefig`` into ``path`` whole or not at all (``atomic_write``), in the format of the
+    path's extension (PNG without one)."""
+    kind = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+    with atomic_write(path) as f:
+        fig.savefig(f, format=kind, dpi=dpi)
 
 
 def plot_learning_curve(history, path):
@@ -57,16 +184,18 @@ def plot_learning_curve(history, path):
 
     epochs = np.arange(1, len(history.epoch) + 1)
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
-    for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
-        ax.plot(epochs, history[key], label=f"training {key}")
-        if f"val_{key}" in history.history:
-            ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        ax.legend()
-        ax.grid(alpha=0.3)
-    ax_loss.set_yscale("log")
-    fig.suptitle("fastnn: MLP on handwritten digits")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    try:
+        for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+            ax.plot(epochs, history[key], label=f"training {key}")
+            if f"val_{key}" in history.history:
+                ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(key)
+            ax.legend()
+            ax.grid(alpha=0.3)
+        ax_loss.set_yscale("log")
+        fig.suptitle("fastnn: MLP on handwritten digits")
+        fig.tight_layout()
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)

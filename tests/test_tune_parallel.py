@@ -151,13 +151,13 @@ def test_cli_tune_writes_table_model_plots_and_resumes(tmp_path, capsys):
     assert len((out / "trials.csv").read_text().splitlines()) == 5
     assert tune() == 0  # the same command again: the study is complete, nothing re-run
     assert "4 complete" in capsys.readouterr().out
-    with pytest.raises(SystemExit, match="fastnn tune: LogUniform: low must be > 0"):
-        tune("--lr", "0,1")
-    with pytest.raises(SystemExit, match="fastnn tune: OneMinusLogUniform: low and high"):
-        tune("--beta", "0.9,1")
-    with pytest.raises(SystemExit, match="--hidden must be LOW,HIGH"):
-        tune("--hidden", "50")
-    with pytest.raises(SystemExit, match="n_trials must be an integer >= 1, got 0"):
-        tune(trials="0")
-    with pytest.raises(SystemExit, match="storage: cannot open"):
-        tune(storage="sqlite:////nonexistent-dir/x/t.db")
+    for options, match in [
+            (("--lr", "0,1"), "fastnn tune: --lr: LogUniform: low must be > 0"),
+            (("--beta", "0.9,1"), "fastnn tune: --beta: OneMinusLogUniform: low and high"),
+            (("--hidden", "50"), "fastnn tune: --hidden must be LOW,HIGH"),
+            (("--trials", "0"), "fastnn tune: --trials must be an integer >= 1, got 0"),
+            (("--storage", "sqlite:////nonexistent-dir/x/t.db"),
+             "fastnn tune: --storage: cannot open")]:
+        with pytest.raises(SystemExit, match=match) as info:  # (the last of an option counts)
+            tune(*options)
+        assert info.value.code == 2  # a usage error

@@ -107,8 +107,8 @@ def test_a_stored_search_resumes_without_redoing_trials(tmp_path):
         search(bowl, SPACE, 8, rounds=2, storage=url, study_name="s", progress=False)
 
 
-def nan_objective(trial, x):
-    return float("nan")
+def none_objective(trial, x):
+    return None
 
 
 def failing_objective(trial, x):
@@ -116,8 +116,10 @@ def failing_objective(trial, x):
 
 
 def test_objective_errors_stop_the_search():
+    """A bug (an exception other than NonFiniteError, a value that is not a number) stops the
+    search; NaN values and diverged trials do not (tests/test_faults_tune.py)."""
     with pytest.raises(ValueError, match="must return a finite number"):
-        search(nan_objective, {"x": Uniform(0, 1)}, 3, progress=False)
+        search(none_objective, {"x": Uniform(0, 1)}, 3, progress=False)
     with pytest.raises(ZeroDivisionError, match="bug in the objective"):
         search(failing_objective, {"x": Uniform(0, 1)}, 3, progress=False)
 

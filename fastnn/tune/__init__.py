@@ -23,13 +23,14 @@ except ImportError:
 from fastnn.tune.babysit import Babysitter, ControlFile  # noqa: E402
 from fastnn.tune.objectives import MLPObjective  # noqa: E402
 from fastnn.tune.plots import plot_curve, plot_grid_vs_random, plot_trials  # noqa: E402
-from fastnn.tune.search import SearchResult, TrialRecord, grid_vs_random, search  # noqa: E402
+from fastnn.tune.search import (SearchFailedError, SearchResult, TrialRecord,  # noqa: E402
+                                grid_vs_random, search)
 from fastnn.tune.space import (Choice, Distribution, IntRange, LogUniform,  # noqa: E402
-                               OneMinusLogUniform, SearchSpace, Uniform)
+                               OneMinusLogUniform, SearchSpace, SpaceError, Uniform)
 from fastnn.tune.storage import StorageError  # noqa: E402
 from fastnn.tune.trial import Trial  # noqa: E402
 
 __all__ = ["Babysitter", "Choice", "ControlFile", "Distribution", "IntRange", "LogUniform",
-           "MLPObjective", "OneMinusLogUniform", "SearchResult", "SearchSpace", "StorageError",
-           "Trial", "TrialRecord", "Uniform", "grid_vs_random", "plot_curve",
-           "plot_grid_vs_random", "plot_trials", "search"]
+           "MLPObjective", "OneMinusLogUniform", "SearchFailedError", "SearchResult",
+           "SearchSpace", "SpaceError", "StorageError", "Trial", "TrialRecord", "Uniform",
+           "grid_vs_random", "plot_curve", "plot_grid_vs_random", "plot_trials", "search"]

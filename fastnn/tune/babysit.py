@@ -29,6 +29,7 @@ import warnings
 from tqdm.auto import tqdm
 
 from fastnn import optim
+from fastnn.files import atomic_write
 from fastnn.nn import History, load
 from fastnn.tune.space import derive_seed
 
@@ -127,7 +128,7 @@ class Babysitter:
                 "seed": self.seed, "history": {"epoch": self.history.epoch,
                                                **self.history.history},
                 "changes": self.changes}
-        with open(path[:-len(".npz")] + ".json", "w") as f:
+        with atomic_write(path[:-len(".npz")] + ".json", "w") as f:
             json.dump(info, f, indent=1)
         return path
 
@@ -136,13 +137,13 @@ class Babysitter:
         """The Babysitter as it was when ``checkpoint`` (an epoch-NNNN.npz) was written: model,
         optimizer state and hyperparameters, epoch, history and settings. out: where to go on
         writing (default: the run's folder, the checkpoint's grandparent)."""
+        checkpoint = os.fspath(checkpoint)
         info_path = checkpoint[:-len(".npz")] + ".json" if checkpoint.endswith(".npz") else None
-        if info_path is None or not os.path.exists(info_path):
+        if info_path is None or not os.path.isfile(info_path):
             raise ValueError(f"Babysitter.resume: checkpoint must be an epoch-NNNN.npz written by "
                              f"Babysitter, with its .json beside it, got {checkpoint!r}")
         model = load(checkpoint)
-        with open(info_path) as f:
-            info = json.load(f)
+        info = _read_info(info_path)
         if out is None:
             out = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
         sitter = cls(model, model.optimizer, out=out, batch_size=info["batch_size"],
@@ -155,7 +156,7 @@ class Babysitter:
 
     def _write_curve(self):
         keys = list(self.history.history)
-        with open(os.path.join(self.out, "curve.csv"), "w", newline="") as f:
+        with atomic_write(os.path.join(self.out, "curve.csv"), "w") as f:
             writer = csv.writer(f)
             writer.writerow(["epoch", *keys])
             for i, epoch in enumerate(self.history.epoch):
@@ -164,6 +165,35 @@ class Babysitter:
             from fastnn.tune.plots import plot_curve
 
             plot_curve(self.history, os.path.join(self.out, "curve.png"), self.changes)
+
+
+#: The keys of a checkpoint's .json file.
+INFO_KEYS = ("epoch", "batch_size", "l2", "seed", "history", "changes")
+
+
+def _read_info(path):
+    """A checkpoint's .json, checked: ValueError naming the file if it is damaged."""
+    fn = "Babysitter.resume"
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{fn}: {path} is not valid JSON ({error})") from None
+    if not isinstance(info, dict):
+        raise ValueError(f"{fn}: {path} is not a JSON object")
+    for key in INFO_KEYS:
+        if key not in info:
+            raise ValueError(f"{fn}: {path} lacks {key!r}: it is damaged or not a Babysitter "
+                             f"checkpoint's")
+    history, epoch = info["history"], info["epoch"]
+    if (not isinstance(epoch, int) or epoch < 0 or not isinstance(history, dict)
+            or not isinstance(history.get("epoch"), list)
+            or not all(isinstance(v, list) and len(v) == len(history["epoch"])
+                       for v in history.values())
+            or not isinstance(info["changes"], list)):
+        raise ValueError(f"{fn}: {path} is damaged: its epoch, history or changes do not fit "
+                         f"together")
+    return info
 
 
 class ControlFile:
@@ -177,19 +207,28 @@ class ControlFile:
 
     def __call__(self, sitter, epoch):
         try:
-            with open(self.path) as f:
-                text = f.read()
+            with open(self.path, "rb") as f:
+                data = f.read()
         except FileNotFoundError:
             return
-        if text == self._seen:
+        except OSError as error:  # a folder, no permission: say so once
+            data = repr(error).encode()
+            if data != self._seen:
+                self._seen = data
+                warnings.warn(f"{self.path} not applied before epoch {epoch + 1}: cannot read "
+                              f"it ({error.strerror or error})", stacklevel=2)
             return
-        self._seen = text
+        if data == self._seen:
+            return
+        self._seen = data
         try:
-            changes = json.loads(text)
+            changes = json.loads(data.decode("utf-8"))
             if not isinstance(changes, dict):
                 raise ValueError(f"expected a JSON object such as {{\"lr\": 0.001}}, got "
                                  f"{changes!r}")
             stop = changes.pop("stop", False)
+            if not isinstance(stop, bool):
+                raise ValueError(f"stop must be true or false, got {stop!r}")
             if changes:
                 sitter.set(**changes)
         except (TypeError, ValueError) as error:

@@ -1,5 +1,7 @@
 """Ready-made objectives: the validation accuracy of a batch-normalized MLP (``fastnn tune``'s)."""
 import functools
+import math
+import numbers
 
 import numpy as np
 
@@ -8,11 +10,33 @@ from fastnn.data import load_digits
 from fastnn.nn import TrainingDivergedError
 from fastnn.optim import OPTIMIZERS
 from fastnn.train import build_mlp
+from fastnn.tune.space import SpaceError
 
 __all__ = ["MLPObjective"]
 
 #: The optimizer attribute that each optimizer's ``beta`` hyperparameter sets.
 BETA = {"momentum": "beta", "rmsprop": "beta", "adam": "beta1"}
+
+
+def _real(v):
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(v)
+
+
+#: What each hyperparameter of ``MLPObjective`` must be: (text, predicate); a search space is
+#: checked against these before its first trial (``MLPObjective.check_space``).
+REQUIREMENTS = {
+    "lr": ("a finite number > 0", lambda v: _real(v) and v > 0),
+    "beta": ("None or a number in [0, 1)", lambda v: v is None or (_real(v) and 0 <= v < 1)),
+    "beta2": ("None or a number in [0, 1)", lambda v: v is None or (_real(v) and 0 <= v < 1)),
+    "hidden": ("an integer >= 1", lambda v: _real(v) and int(v) >= 1),
+    "layers": ("an integer >= 0", lambda v: _real(v) and v >= 0),
+    "l2": ("a finite number >= 0", lambda v: _real(v) and v >= 0),
+    "dropout": ("a number in [0, 1)", lambda v: _real(v) and 0 <= v < 1),
+    "batch_size": ("an integer >= 1", lambda v: _real(v) and int(v) >= 1),
+    "decay": ("a finite number >= 0", lambda v: _real(v) and v >= 0),
+    "optimizer": (f"one of {', '.join(map(repr, OPTIMIZERS))}",
+                  lambda v: isinstance(v, str) and v in OPTIMIZERS),
+}
 
 
 @functools.lru_cache(maxsize=4)
@@ -40,7 +64,10 @@ class MLPObjective:
     lambda of the L2 penalty); dropout (rate); batch_size; decay (inverse-time learning-rate
     decay lr / (1 + decay * epoch)); optimizer ("adam", "momentum", "rmsprop", "gd").
     Stored with the trial: train_accuracy, epochs (run), diverged; the model (``model_dir``).
-    A run whose loss becomes NaN scores the validation accuracy of its last good parameters.
+    A run whose loss becomes NaN or inf raises ``TrainingDivergedError`` (stored with
+    diverged=True): the search records the trial as failed, with the reason, and goes on.
+    ``check_space(space)`` checks a search space against ``REQUIREMENTS`` (``search`` calls it
+    before the first trial).
     """
 
     def __init__(self, epochs=20, data=None, validation_split=0.2, train_size=None, seed=0,
@@ -67,8 +94,41 @@ class MLPObjective:
         X, y, X_val, y_val = self.data
         return X[:self.train_size], y[:self.train_size], X_val, y_val
 
+    def settings(self):
+        """What its trials' values depend on besides the hyperparameters (stored with a search,
+        which refuses to resume with other settings)."""
+        return {"objective": type(self).__name__, "epochs": self.epochs,
+                "train_size": self.train_size, "seed": self.seed, "backend": self.backend,
+                "data": self.name, "train_shape": list(self.data[0].shape),
+                "validation_shape": list(self.data[2].shape)}
+
+    def check_space(self, space):
+        """Raise ``fastnn.tune.SpaceError`` (a ValueError) naming the hyperparameter if the
+        search space allows a value this objective cannot take (0 hidden units, lr <= 0, an
+        unknown optimizer, beta for plain gradient descent, ...), before any trial runs."""
+        space.check(REQUIREMENTS, "MLPObjective")
+        names = space.names
+        optimizers = space["optimizer"].extremes() if "optimizer" in names else ["adam"]
+        for name in ("beta", "beta2"):
+            if name not in names:
+                continue
+            for optimizer in optimizers:
+                try:
+                    _optimizer(optimizer, 1e-3, 0.9 if name == "beta" else None,
+                               0.9 if name == "beta2" else None)
+                except ValueError as error:
+                    raise SpaceError(name, f"{error} (the search space has {name} "
+                                           f"{space[name]!r} and optimizer {optimizer!r})") \
+                        from None
+
     def __call__(self, trial, *, lr=1e-3, beta=None, beta2=None, hidden=64, layers=1, l2=0.0,
                  dropout=0.0, batch_size=64, decay=0.0, optimizer="adam"):
+        given = dict(lr=lr, beta=beta, beta2=beta2, hidden=hidden, layers=layers, l2=l2,
+                     dropout=dropout, batch_size=batch_size, decay=decay, optimizer=optimizer)
+        for name, value in given.items():
+            text, ok = REQUIREMENTS[name]
+            if not ok(value):
+                raise ValueError(f"MLPObjective: {name} must be {text}, got {value!r}")
         X, y, X_val, y_val = self.load()
         model = build_mlp((int(hidden),) * int(layers), int(np.max(y)) + 1, dropout, self.backend)
         schedule = optim.inverse_time(lr, decay) if decay else None
@@ -77,12 +137,12 @@ class MLPObjective:
                                 optimizer=_optimizer(optimizer, lr, beta, beta2), l2=l2,
                                 schedule=schedule, validation_data=(X_val, y_val),
                                 callbacks=[trial.callback()], seed=self.seed, verbose=False)
-            epochs, diverged = len(history.epoch), False
-            train_accuracy = history["accuracy"][-1]
         except TrainingDivergedError:
-            epochs, diverged, train_accuracy = None, True, model.evaluate(X, y)[1]
+            trial.set_attrs(diverged=True)
+            raise  # a failed trial (the search records why and goes on)
         val_accuracy = model.evaluate(X_val, y_val)[1]
-        trial.set_attrs(train_accuracy=train_accuracy, epochs=epochs, diverged=diverged)
+        trial.set_attrs(train_accuracy=history["accuracy"][-1], epochs=len(history.epoch),
+                        diverged=False)
         trial.save_model(model)
         return val_accuracy
 

@@ -12,25 +12,103 @@ its heartbeat and its result in the storage. Tasks go to:
 - ``executor=distributed.Client(...)``: the workers of a Dask cluster, through the client's
   ``concurrent.futures`` executor; the cluster's worker threads decide how many run at once.
 
+Local worker processes end when the process that started them dies (killed with SIGKILL, say):
+on Linux the kernel sends them SIGKILL (``prctl(PR_SET_PDEATHSIG)``), and everywhere a watchdog
+thread in each worker polls its parent's id.
+
 Every trial runs on one Numba thread (``numba.set_num_threads(1)`` in the thread that runs it, a
 per-thread setting), so ``jobs`` trials at once keep ``jobs`` cores busy without oversubscribing
 them.
 """
 import concurrent.futures
+import ctypes
+import ctypes.util
 import functools
+import logging
 import multiprocessing
+import os
+import re
+import signal
+import sys
+import threading
+import time
 import warnings
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 import numba
 import optuna
 
 from fastnn.tune.storage import open_storage
-from fastnn.tune.trial import call_objective
+from fastnn.tune.trial import (FAIL_REASON, DuplicateTrial, TrialFailed, call_objective,
+                               claimed)
 
-__all__ = ["EXECUTORS", "TrialTask", "Workers"]
+__all__ = ["EXECUTORS", "TrialTask", "WorkerDiedError", "Workers"]
 
 EXECUTORS = ("process", "thread")
+#: Seconds between a worker's checks that its parent is alive (the portable fallback).
+WATCHDOG_INTERVAL = 0.5
+
+
+class WorkerDiedError(RuntimeError):
+    """A local worker process died in the middle of a trial (killed, or out of memory)."""
+
+
+class _HandledFailures(logging.Filter):
+    """Optuna logs every failed trial with its traceback, then its value; a ``TrialFailed`` (a
+    diverged trial, a NaN value) is reported by the search in one line instead."""
+
+    def __init__(self):
+        super().__init__()
+        self._dropped = set()  # trial numbers whose "failed with value" line is still to come
+
+    def filter(self, record):
+        match = re.match(r"Trial (\d+) failed with (parameters|value)", str(record.msg))
+        if match is None:
+            return True
+        if record.exc_info and record.exc_info[0] is not None \
+                and issubclass(record.exc_info[0], (TrialFailed, DuplicateTrial)):
+            self._dropped.add(match[1])
+            return False
+        if match[2] == "value" and match[1] in self._dropped:
+            self._dropped.discard(match[1])
+            return False
+        return True
+
+
+logging.getLogger("optuna.study._optimize").addFilter(_HandledFailures())
+
+
+def _exit_with_parent(parent):
+    """Worker initializer: end this process when ``parent`` (the pid of the process that started
+    it) dies, so that killing a search leaves no workers behind."""
+    _kill_with_parent()
+    _watch_parent(parent)
+
+
+def _kill_with_parent():
+    """Linux: the kernel sends this process SIGKILL when its parent dies (PR_SET_PDEATHSIG)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _watch_parent(parent, interval=WATCHDOG_INTERVAL):
+    """Everywhere: a daemon thread that ends this process (``os._exit``) once its parent is no
+    longer ``parent`` (an orphan is adopted by another process)."""
+    if os.getppid() != parent:  # it died already
+        os._exit(1)
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(interval)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="fastnn-parent-watchdog", daemon=True).start()
 
 
 def _is_dask_client(executor):
@@ -65,7 +143,8 @@ class Workers:
             self._pool = self.executor.get_executor(pure=False)  # pure=False: every task runs
         elif self.jobs > 1 and self.executor == "process":
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                self.jobs, mp_context=multiprocessing.get_context("spawn"))
+                self.jobs, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_exit_with_parent, initargs=(os.getpid(),))
         elif self.jobs > 1:
             self._pool = concurrent.futures.ThreadPoolExecutor(self.jobs)
         return self
@@ -85,7 +164,14 @@ class Workers:
         futures = [self._pool.submit(fn, *args) for args in calls]
         try:
             for future in concurrent.futures.as_completed(futures):
-                yield future.result()
+                try:
+                    result = future.result()
+                except BrokenProcessPool:
+                    raise WorkerDiedError(
+                        "search: a worker process died in the middle of a trial (killed, or out "
+                        "of memory); run the same search again to resume it (the trial runs "
+                        "again once its heartbeat is stale)") from None
+                yield result
         finally:
             for future in futures:
                 future.cancel()
@@ -107,8 +193,11 @@ class TrialTask:
 
     def __call__(self, round_, index, space, params):
         """Run trial ``index`` of round ``round_``: Optuna parameters ``params`` from ``space``
-        (``SearchSpace.to_dict()``); returns its state ("COMPLETE" or "PRUNED") and value.
-        Objective errors are raised (the trial is then recorded as failed)."""
+        (``SearchSpace.to_dict()``); returns (trial number, state, value, fail reason): state
+        "COMPLETE", "PRUNED", "FAIL" (a ``TrialFailed``: diverged, or a NaN value; the
+        reason, else None) or "DUPLICATE" (another process had started that planned trial).
+        Other objective errors are raised (the trial is then recorded as failed, without a
+        reason, and runs again when the search is resumed)."""
         optuna.logging.set_verbosity(self.verbosity)
         threads = numba.get_num_threads()
         numba.set_num_threads(1)
@@ -120,10 +209,17 @@ class TrialTask:
             study = optuna.load_study(study_name=self.study_name, sampler=sampler,
                                       storage=open_storage(self.storage, self.heartbeat),
                                       pruner=self.pruner)
+            if claimed(study.get_trials(deepcopy=False), round_, index):
+                return None, "DUPLICATE", None, None  # another process has started it
             finished = []
             study.optimize(functools.partial(call_objective, self.objective, self.model_dir,
                                              round_, index, space), n_trials=1,
+                           catch=(TrialFailed, DuplicateTrial),
                            callbacks=[lambda _, trial: finished.append(trial)])
-            return finished[0].state.name, finished[0].value
+            trial = finished[0]
+            if "round" not in trial.user_attrs:  # a DuplicateTrial: another process runs it
+                return trial.number, "DUPLICATE", None, None
+            return (trial.number, trial.state.name, trial.value,
+                    trial.user_attrs.get(FAIL_REASON))
         finally:
             numba.set_num_threads(threads)

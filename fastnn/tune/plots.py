@@ -1,10 +1,12 @@
 """Plots of a search and of a babysat training (matplotlib, Agg backend: files, no window).
 
 Hyperparameters are drawn in their sampling scale: a log axis for log-uniform ones, and
-1 - beta on a log axis for betas (``OneMinusLogUniform``), as Optuna stores them.
+1 - beta on a log axis for betas (``OneMinusLogUniform``), as Optuna stores them. Each file is
+written whole or not at all (``fastnn.files.atomic_write``), in the format of its extension.
 """
 import numpy as np
 
+from fastnn.train import save_figure
 from fastnn.tune.space import SearchSpace
 
 __all__ = ["plot_curve", "plot_grid_vs_random", "plot_trials"]
@@ -17,6 +19,13 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(plt, fig, path):
+    try:
+        save_figure(fig, path)
+    finally:
+        plt.close(fig)
 
 
 def _axis(ax, which, space, name):
@@ -33,7 +42,8 @@ def _axis(ax, which, space, name):
 def plot_trials(result, path, x="lr", y=None):
     """Completed trials of a ``SearchResult``: hyperparameter ``x`` against the value (y=None),
     or against hyperparameter ``y`` with each round's search region drawn as a rectangle;
-    coloured by round (coarse to fine shows as later rounds crowding into smaller regions)."""
+    coloured by round (coarse to fine shows as later rounds crowding into smaller regions).
+    Failed trials (diverged) are grey crosses: at the bottom, or at their (x, y)."""
     plt = _pyplot()
     space = result.spaces[0]
     for name in (x, y):
@@ -41,6 +51,7 @@ def plot_trials(result, path, x="lr", y=None):
             raise ValueError(f"plot_trials: {name!r} is not a hyperparameter of the search; it "
                              f"has {', '.join(space.names)}")
     done = [t for t in result.trials if t.state == "COMPLETE"]
+    failed = [t for t in result.trials if t.state == "FAIL" and t.reason is not None]
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     x_key = _axis(ax, "x", space, x)
     if y is None:
@@ -58,6 +69,14 @@ def plot_trials(result, path, x="lr", y=None):
             (x0, x1), (y0, y1) = round_space[x].bounds(), round_space[y].bounds()
             ax.add_patch(plt.Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, color=colour,
                                        linestyle="--", linewidth=1))
+    if failed:  # at the bottom (no value), or at their hyperparameters
+        xs = [t.params[x_key] for t in failed]
+        if y is None:
+            ax.scatter(xs, [0.02] * len(xs), marker="x", color="grey", s=30,
+                       transform=ax.get_xaxis_transform(), label=f"failed ({len(failed)})")
+        else:
+            ax.scatter(xs, [t.params[y_key] for t in failed], marker="x", color="grey", s=30,
+                       label=f"failed ({len(failed)})")
     if done:
         best = result.best
         ax.scatter([best.params[x_key]], [best.value if y is None else best.params[y_key]],
@@ -66,8 +85,7 @@ def plot_trials(result, path, x="lr", y=None):
     ax.legend(fontsize=8)
     ax.set_title(f"{len(done)} trials, {len(result.spaces)} round(s)")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_grid_vs_random(space, comparison, path, x, y):
@@ -88,8 +106,7 @@ def plot_grid_vs_random(space, comparison, path, x, y):
         ax.set_title(f"{kind}: {len(plan)} trials, {n_x} values of {x}, {n_y} of {y}")
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_curve(history, path, changes=()):
@@ -113,5 +130,4 @@ def plot_curve(history, path, changes=()):
     axes[0].set_yscale("log")
     axes[2].set_yscale("log")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)

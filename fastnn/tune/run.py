@@ -1,22 +1,43 @@
 """``python -m fastnn tune``: a random search (or grid, or coarse to fine) over an MLP's
 hyperparameters on the handwritten digits, with a progress bar over trials, the top trials as a
-table, the best model saved, its test accuracy, and plots in ``out``."""
+table, the best model saved, its test accuracy, and plots in ``out``.
+
+Everything that can be checked is checked before the first trial (``OptionError``,
+``SpaceError``, ``StorageError``): the search space against the objective, the output folder,
+the storage URL, the Dask scheduler (reached within ``DASK_TIMEOUT`` seconds). Files are written
+whole or not at all (``fastnn.files.atomic_write``). When no trial completes (every one diverged,
+say) the table and trials.csv are still written, then ``SearchFailedError`` says so.
+"""
 import contextlib
 import csv
 import os
 import shutil
+import socket
+import sys
 import time
 
 import optuna
 
 from fastnn.data import load_digits
+from fastnn.files import atomic_write
 from fastnn.nn import load
+from fastnn.train import OptionError, have_matplotlib, prepare_out
 from fastnn.tune.objectives import MLPObjective
 from fastnn.tune.plots import plot_grid_vs_random, plot_trials
-from fastnn.tune.search import grid_vs_random, search
+from fastnn.tune.search import SearchFailedError, _count, _summary, grid_vs_random, search
 from fastnn.tune.space import IntRange, LogUniform, OneMinusLogUniform, SearchSpace
+from fastnn.tune.storage import StorageError, open_storage
 
-__all__ = ["digits_space", "run"]
+__all__ = ["DASK_TIMEOUT", "RANGES", "digits_space", "run"]
+
+#: The distribution of each range of ``digits_space`` (each takes low, high).
+RANGES = {"lr": LogUniform, "beta": OneMinusLogUniform, "hidden": IntRange, "l2": LogUniform,
+          "layers": IntRange}
+#: Seconds to wait for a Dask scheduler before giving up.
+DASK_TIMEOUT = 5
+#: The files ``run`` writes in ``out``.
+FILES = ("best_model.npz", "trials.csv", "lr_vs_accuracy.png", "rounds.png",
+         "grid_vs_random.png")
 
 
 def digits_space(lr=(1e-4, 1.0), beta=(0.9, 0.999), hidden=(50, 100), l2=(1e-4, 1.0),
@@ -38,14 +59,33 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
     ``out/``: best_model.npz, trials.csv, lr_vs_accuracy.png, rounds.png (lr against beta, the
     regions of the rounds) and grid_vs_random.png. storage: default ``sqlite:///out/tune.db``.
     dask: None, "local" (a LocalCluster of ``jobs`` one-thread workers on 127.0.0.1) or a
-    scheduler address. Returns the SearchResult."""
-    space = space or digits_space()
-    os.makedirs(out, exist_ok=True)
-    storage = storage or f"sqlite:///{os.path.join(out, 'tune.db')}"
+    scheduler address. space: a SearchSpace, or a dict of some of ``digits_space``'s
+    distributions (the others keep their defaults), or None (``digits_space()``). Returns the
+    SearchResult."""
+    if not isinstance(space, SearchSpace):
+        space = SearchSpace({**digits_space().distributions, **(space or {})})
+    objective = MLPObjective(epochs=epochs, seed=seed)
+    objective.check_space(space)  # a bad range fails now, not when its bad value is drawn
+    heartbeat = _count("heartbeat", heartbeat)
+    if dask not in (None, "local"):
+        _check_reachable(dask)
+    plots = have_matplotlib()
+    if storage is not None:
+        open_storage(storage, heartbeat)  # a bad URL fails now (StorageError), ...
+    prepare_out(out, FILES)
+    if storage is None:
+        storage = f"sqlite:///{os.path.join(out, 'tune.db')}"
+        try:
+            open_storage(storage, heartbeat)  # ... or once its folder is there
+        except StorageError as error:
+            raise OptionError("out", f"{error} (the default storage, in the output "
+                                     f"folder)") from None
+    if not plots:
+        print("fastnn tune: matplotlib is not installed: no plots (pip install matplotlib)",
+              file=sys.stderr)
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the progress bar reports the trials
 
     start = time.perf_counter()
-    objective = MLPObjective(epochs=epochs, seed=seed)
     with _where(dask, jobs, executor) as where:
         result = search(objective, space, trials, rounds=rounds, sampler=sampler, seed=seed,
                         storage=storage, study_name=study, jobs=jobs, executor=where, prune=prune,
@@ -55,30 +95,52 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
     print(f"study {study!r} in {storage}: {counts}; this run {seconds:.1f} s")
     print(result.table(10))
+    _write_trials(result, os.path.join(out, "trials.csv"))
+    if not result.top(1):
+        raise SearchFailedError(f"no trial completed ({_summary(result.trials)}); no best "
+                                f"model; trials in {os.path.join(out, 'trials.csv')}")
 
     best = result.best
-    shutil.copyfile(best.attrs["model"], os.path.join(out, "best_model.npz"))
-    _, _, X_test, y_test = load_digits(seed=seed)
-    _, test_accuracy = load(os.path.join(out, "best_model.npz")).evaluate(X_test, y_test)
-    print(f"best: trial {best.number} (round {best.round}), validation accuracy "
-          f"{best.value:.4f}, test accuracy {test_accuracy:.4f}; {best.hyperparameters}")
+    _best_model(best, os.path.join(out, "best_model.npz"), seed)
     comparison = grid_vs_random(space, trials, seed)
     print(f"distinct values tried with {trials} trials (why random search is the default):")
     print("\n".join(f"  {name:<8} grid {g:>3}   random {r:>3}"
                     for name, (g, r) in comparison["distinct"].items()))
-    plot_grid_vs_random(space, comparison, os.path.join(out, "grid_vs_random.png"), "lr",
-                        "hidden")
-    _write_trials(result, os.path.join(out, "trials.csv"))
-    plot_trials(result, os.path.join(out, "lr_vs_accuracy.png"), "lr")
-    plot_trials(result, os.path.join(out, "rounds.png"), "lr", "beta")
-    print(f"model, trials and plots in {out}/")
+    if plots:
+        plot_grid_vs_random(space, comparison, os.path.join(out, "grid_vs_random.png"), "lr",
+                            "hidden")
+        plot_trials(result, os.path.join(out, "lr_vs_accuracy.png"), "lr")
+        plot_trials(result, os.path.join(out, "rounds.png"), "lr", "beta")
+    print(f"{'model, trials and plots' if plots else 'model and trials'} in {out}/")
     return result
+
+
+def _best_model(best, path, seed):
+    """Copy the best trial's model to ``path`` (whole or not at all) and print its test accuracy;
+    a note instead when its file is missing or damaged (the search result stands)."""
+    source = best.attrs.get("model")
+    note = (f"best: trial {best.number} (round {best.round}), validation accuracy "
+            f"{best.value:.4f}")
+    try:
+        if source is None:
+            raise ValueError("the trial saved no model")
+        model = load(source)
+        with open(source, "rb") as f, atomic_write(path) as copy:
+            shutil.copyfileobj(f, copy)
+    except (OSError, ValueError) as error:
+        print(f"{note}; {best.hyperparameters}; its model cannot be copied to {path}: "
+              f"{' '.join(str(error).split())}", file=sys.stderr)
+        return
+    _, _, X_test, y_test = load_digits(seed=seed)
+    _, test_accuracy = model.evaluate(X_test, y_test)
+    print(f"{note}, test accuracy {test_accuracy:.4f}; {best.hyperparameters}")
 
 
 @contextlib.contextmanager
 def _where(dask, jobs, executor):
     """The executor for ``search``: ``executor`` itself, or a Dask client (of a new local cluster
-    for dask="local"), closed on exit."""
+    for dask="local"), closed on exit. An unreachable scheduler raises ``OptionError`` within
+    ``DASK_TIMEOUT`` seconds."""
     if dask is None:
         yield executor
         return
@@ -88,18 +150,48 @@ def _where(dask, jobs, executor):
         with LocalCluster(n_workers=jobs, threads_per_worker=1, host="127.0.0.1",
                           dashboard_address=None) as cluster, Client(cluster) as client:
             yield client
-    else:
-        with Client(dask) as client:
-            yield client
+        return
+    try:
+        client = Client(dask, timeout=DASK_TIMEOUT)
+    except (OSError, TimeoutError, ValueError, AssertionError) as error:
+        raise OptionError("dask", f"cannot connect to the Dask scheduler {dask!r}: "
+                                  f"{type(error).__name__}: {error}") from None
+    with client:
+        yield client
+
+
+def _check_reachable(address):
+    """``OptionError`` unless ``address`` parses as a Dask address and, for TCP-based schemes,
+    something listens there (within ``DASK_TIMEOUT`` seconds)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+    from distributed.comm.registry import backends
+
+    try:
+        scheme, location = parse_address(address)
+        if scheme not in backends:
+            raise ValueError(f"unknown scheme {scheme!r}; known: {', '.join(sorted(backends))}")
+        if scheme not in ("tcp", "tls", "ws", "wss"):
+            return
+        host, port = parse_host_port(location)
+    except (ValueError, TypeError) as error:
+        raise OptionError("dask", f"{address!r} is not a Dask scheduler address ({error}); "
+                                  f"expected e.g. tcp://host:8786, or 'local'") from None
+    try:
+        socket.create_connection((host, port), timeout=DASK_TIMEOUT).close()
+    except OSError as error:
+        raise OptionError("dask", f"cannot reach the Dask scheduler at {address!r} within "
+                                  f"{DASK_TIMEOUT} s ({error.strerror or error})") from None
 
 
 def _write_trials(result, path):
     names = result.spaces[0].names
-    with open(path, "w", newline="") as f:
+    with atomic_write(path, "w") as f:
         writer = csv.writer(f)
-        writer.writerow(["trial", "round", "state", result.metric, "seconds", *names, "worker"])
+        writer.writerow(["trial", "round", "state", result.metric, "seconds", *names, "worker",
+                         "fail_reason"])
         for t in result.trials:
             worker = t.attrs.get("worker", {})
             writer.writerow([t.number, t.round, t.state, t.value, t.seconds,
                              *(t.hyperparameters.get(n) for n in names),
-                             f"{worker.get('host', '')}:{worker.get('pid', '')}"])
+                             f"{worker.get('host', '')}:{worker.get('pid', '')}",
+                             t.reason or ""])

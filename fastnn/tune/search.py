@@ -13,6 +13,13 @@ the same ``study_name`` resumes it: finished trials are kept, the trials of a ki
 again (after 2 x ``heartbeat`` seconds without a heartbeat), and the study completes. Same seed,
 same plan, whatever the number of workers.
 
+A trial whose training diverges (the objective raises ``fastnn.NonFiniteError``, e.g.
+``TrainingDivergedError``) or whose objective returns NaN or inf is recorded as failed (Optuna's
+FAIL) with the reason (``TrialRecord.reason``, shown by ``table`` and in ``fastnn tune``'s CSV),
+and the search goes on; the best trial is the best completed one. Any other exception from the
+objective (a bug) stops the search. The search space is checked against the objective before
+the first trial when the objective has a ``check_space(space)`` method (``MLPObjective`` has).
+
 Why random beats grid (``grid_vs_random``): with a budget of n trials over d hyperparameters a
 grid tries only n^(1/d) values of each, the most important one included, a random search n.
 """
@@ -30,9 +37,10 @@ from fastnn.nn import load
 from fastnn.tune.parallel import TrialTask, Workers
 from fastnn.tune.space import SearchSpace, derive_seed
 from fastnn.tune.storage import open_storage
-from fastnn.tune.trial import check_objective
+from fastnn.tune.trial import FAIL_REASON, check_objective, finished, holds
 
-__all__ = ["SAMPLERS", "SearchResult", "TrialRecord", "grid_vs_random", "search"]
+__all__ = ["SAMPLERS", "SearchFailedError", "SearchResult", "SettingsError", "TrialRecord",
+           "grid_vs_random", "search"]
 
 SAMPLERS = ("random", "grid")
 #: The study's user attribute holding the search's settings (checked when resuming).
@@ -41,13 +49,27 @@ SETTINGS = "fastnn.tune"
 ROUND_SPACE = "fastnn.round.{}"
 
 
+class SettingsError(ValueError):
+    """A stored study resumed with other settings; ``names`` are the settings that differ."""
+
+    def __init__(self, names, message):
+        super().__init__(message)
+        self.names = list(names)
+
+
+class SearchFailedError(RuntimeError):
+    """No trial of a search completed (every one failed or was pruned): there is no best trial,
+    and no completed trial to zoom into for the next round."""
+
+
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial as stored: ``state`` is Optuna's (COMPLETE, PRUNED, FAIL, RUNNING),
     ``value`` the objective's (None unless COMPLETE), ``hyperparameters`` what the objective got,
     ``params`` Optuna's parameters (in their sampling units: "1-beta" for a beta), ``seconds`` the
     duration, ``curve`` {epoch: value reported}, ``attrs`` the other user attributes (``worker``,
-    ``model``, what the objective stored)."""
+    ``model``, what the objective stored), ``reason`` why a FAIL trial failed (None for a trial
+    of a killed run, which a resumed search runs again)."""
     number: int
     round: int
     index: int
@@ -58,6 +80,7 @@ class TrialRecord:
     seconds: float | None
     curve: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
+    reason: str | None = None
 
     @classmethod
     def from_optuna(cls, trial):
@@ -66,7 +89,8 @@ class TrialRecord:
                    state=trial.state.name, value=trial.value,
                    hyperparameters=attrs.pop("hyperparameters", {}), params=dict(trial.params),
                    seconds=trial.duration.total_seconds() if trial.duration else None,
-                   curve={int(e): v for e, v in attrs.pop("curve", [])}, attrs=attrs)
+                   curve={int(e): v for e, v in attrs.pop("curve", [])},
+                   reason=attrs.pop(FAIL_REASON, None), attrs=attrs)
 
 
 class SearchResult:
@@ -89,10 +113,17 @@ class SearchResult:
         return sorted(done, key=lambda t: (-t.value, t.number))[:k]
 
     @property
+    def failed(self):
+        """The trials that failed with a reason (diverged, or a NaN value), in order."""
+        return [t for t in self.trials if t.state == "FAIL" and t.reason is not None]
+
+    @property
     def best(self):
+        """The completed trial of highest value; SearchFailedError when none completed."""
         top = self.top(1)
         if not top:
-            raise ValueError("SearchResult.best: no trial has completed")
+            raise SearchFailedError(f"SearchResult.best: no trial has completed "
+                                    f"({_summary(self.trials)})")
         return top[0]
 
     def best_model(self):
@@ -105,15 +136,26 @@ class SearchResult:
 
     def table(self, k=10):
         """The top ``k`` trials as a text table: rank, trial, round, hyperparameters, value and
-        seconds."""
+        seconds; then the failed trials (at most ``k``), each with its reason."""
         names = self.spaces[0].names if self.spaces else []
         headers = ["rank", "trial", "round", *names, self.metric, "seconds"]
         rows = [[str(rank), str(t.number), str(t.round),
                  *(_format(t.hyperparameters.get(n)) for n in names), f"{t.value:.4f}",
                  f"{t.seconds:.1f}"] for rank, t in enumerate(self.top(k), 1)]
         widths = [max(len(row[i]) for row in [headers, *rows]) for i in range(len(headers))]
-        return "\n".join("  ".join(cell.rjust(w) for cell, w in zip(row, widths))
-                         for row in [headers, *rows])
+        lines = ["  ".join(cell.rjust(w) for cell, w in zip(row, widths))
+                 for row in [headers, *rows]]
+        if not rows:
+            lines.append("(no trial has completed)")
+        failed = self.failed
+        if failed:
+            lines.append(f"failed trials ({len(failed)} of {len(self.trials)}):")
+            lines += [f"  trial {t.number} (round {t.round}; "
+                      f"{', '.join(f'{n}={_format(t.hyperparameters.get(n))}' for n in names)}): "
+                      f"{t.reason}" for t in failed[:k]]
+            if len(failed) > k:
+                lines.append(f"  ... and {len(failed) - k} more")
+        return "\n".join(lines)
 
     def counts(self):
         """{state: number of trials}."""
@@ -125,6 +167,19 @@ class SearchResult:
 
 def _format(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _summary(trials):
+    """"3 failed, 1 pruned; trial 0 failed: <reason>" (what happened to trials that did not
+    complete)."""
+    counts = {}
+    for t in trials:
+        counts[t.state] = counts.get(t.state, 0) + 1
+    text = ", ".join(f"{n} {state.lower()}" for state, n in sorted(counts.items())) or "no trials"
+    failed = [t for t in trials if t.state == "FAIL" and t.reason is not None]
+    if failed:
+        text += f"; trial {failed[0].number} failed: {failed[0].reason}"
+    return text
 
 
 def _real(value):
@@ -188,6 +243,9 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
         raise ValueError(f"search: seed must be an integer >= 0, got {seed!r}")
     heartbeat = _count("heartbeat", heartbeat)
     check_objective(objective, space.names)
+    check_space = getattr(objective, "check_space", None)
+    if callable(check_space):
+        check_space(space)  # every value the space allows must suit the objective
     pruner = _pruner(prune)
     workers = Workers(jobs, executor)
     if workers.remote:
@@ -208,13 +266,15 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
                                 direction="maximize", load_if_exists=True)
     settings = {"space": space.to_dict(), "n_trials": n_trials, "rounds": rounds,
                 "sampler": sampler, "keep": keep, "margin": margin, "seed": seed}
+    if callable(getattr(objective, "settings", None)):
+        settings["objective"] = objective.settings()  # e.g. its epochs: trials must agree
     _check_settings(study, settings, storage)
     task = TrialTask(study.study_name, storage if workers.remote else optuna_storage, heartbeat,
                      objective, pruner, model_dir, optuna.logging.get_verbosity())
     budgets = [n_trials // rounds + (r < n_trials % rounds) for r in range(rounds)]
-    finished = _planned(study, (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
-    bar = tqdm(total=n_trials, initial=len(finished), unit="trial", disable=not progress)
-    bar.best = max((t.value for t in finished if t.value is not None), default=None)
+    done = [t for t in _planned(study) if finished(t)]
+    bar = tqdm(total=n_trials, initial=len(done), unit="trial", disable=not progress)
+    bar.best = max((t.value for t in done if t.value is not None), default=None)
     try:
         with workers:
             for r in range(1, rounds + 1):
@@ -237,12 +297,14 @@ def _check_settings(study, settings, storage):
         study.set_user_attr(SETTINGS, settings)
         study.set_user_attr(ROUND_SPACE.format(1), settings["space"])
         return
-    changed = [f"{key}={stored.get(key)!r} (now {value!r})" for key, value in settings.items()
-               if stored.get(key) != value]
-    if changed:
-        raise ValueError(f"search: study {study.study_name!r} in {storage!r} was started with "
-                         f"other settings: {'; '.join(changed)}; to resume it pass the same "
-                         f"settings, or pass another study_name for a new search")
+    names = [key for key, value in settings.items()
+             if stored.get(key) != value and (key in stored or key != "objective")]
+    if names:  # (a study stored before objectives had settings is not checked for them)
+        changed = [f"{key}={stored.get(key)!r} (now {settings[key]!r})" for key in names]
+        raise SettingsError(names, f"search: study {study.study_name!r} in {storage!r} was "
+                                   f"started with other settings: {'; '.join(changed)}; to "
+                                   f"resume it pass the same settings, or pass another "
+                                   f"study_name for a new search")
 
 
 def _round_space(study, r, keep, margin):
@@ -255,8 +317,9 @@ def _round_space(study, r, keep, margin):
     previous = SearchSpace.from_dict(study.user_attrs[ROUND_SPACE.format(r - 1)])
     done = sorted(_planned(study, (optuna.trial.TrialState.COMPLETE,)), key=lambda t: -t.value)
     if not done:
-        raise RuntimeError(f"search: no trial of rounds 1 to {r - 1} completed (all pruned or "
-                           f"failed): nothing to zoom into for round {r}")
+        summary = _summary([TrialRecord.from_optuna(t) for t in _planned(study)])
+        raise SearchFailedError(f"search: no trial of rounds 1 to {r - 1} completed ({summary}): "
+                                f"nothing to zoom into for round {r}")
     top = done[:max(1, math.ceil(keep * len(done)))]
     space = previous.zoom([t.params for t in top], margin)
     study.set_user_attr(key, space.to_dict())
@@ -274,17 +337,23 @@ def _run_round(study, r, space, plan, workers, task, bar, heartbeat):
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
         trials = [t for t in _planned(study) if t.user_attrs["round"] == r]
-        held = {t.user_attrs["index"] for t in trials if t.state != State.FAIL}
+        held = {t.user_attrs["index"] for t in trials if holds(t)}
         missing = [i for i in range(len(plan)) if i not in held]
         running = sum(t.state == State.RUNNING for t in trials)
         if missing:
             calls = [(r, i, space.to_dict(), plan[i]) for i in missing]
-            for state, value in workers.map(task, calls):
+            for number, state, value, reason in workers.map(task, calls):
+                if state == "DUPLICATE":  # run by another process: counted when it finishes
+                    continue
                 if state == "COMPLETE" and (bar.best is None or value > bar.best):
                     bar.best = value
+                if state == "FAIL" and not bar.disable:
+                    bar.write(f"trial {number} failed: {reason}")
                 bar.update(1)
                 bar.set_postfix(round=r, best="-" if bar.best is None else f"{bar.best:.4f}")
         elif running:
+            bar.n = min(bar.total, sum(finished(t) for t in _planned(study)))
+            bar.refresh()
             if not announced:
                 bar.write(f"round {r}: waiting for {running} trial(s) running elsewhere, or left "
                           f"by a killed run (re-run after {2 * heartbeat} s without heartbeat)")

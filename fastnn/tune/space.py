@@ -33,7 +33,16 @@ from optuna.distributions import (CategoricalDistribution, FloatDistribution,
                                   IntDistribution)
 
 __all__ = ["Choice", "Distribution", "IntRange", "LogUniform", "OneMinusLogUniform", "SearchSpace",
-           "Uniform", "derive_seed"]
+           "SpaceError", "Uniform", "derive_seed"]
+
+
+class SpaceError(ValueError):
+    """A search space that allows a value its objective cannot take (checked before the first
+    trial); ``name`` is the hyperparameter."""
+
+    def __init__(self, name, message):
+        super().__init__(message)
+        self.name = name
 
 
 def derive_seed(seed, *keys):
@@ -91,6 +100,11 @@ class Distribution:
     def grid_size(self, k):
         return len(self.grid(k))
 
+    def extremes(self):
+        """The values a requirement on the hyperparameter is checked at: a range's two ends (any
+        value between lies in an interval that holds both), a Choice's options."""
+        raise NotImplementedError
+
     def zoom(self, xs, margin):
         """The distribution narrowed to the Optuna parameter values ``xs`` (the best trials'),
         widened by ``margin`` times the current width on each side, inside the current range."""
@@ -130,6 +144,9 @@ class _Interval(Distribution):
 
     def _args(self):
         return {"low": self.low, "high": self.high}
+
+    def extremes(self):
+        return [self.low, self.high]
 
     def to_optuna(self):
         return FloatDistribution(*self.bounds(), log=self.log)
@@ -262,6 +279,9 @@ class Choice(Distribution):
     def _args(self):
         return {"options": self.options}
 
+    def extremes(self):
+        return list(self.options)
+
     def to_optuna(self):
         return CategoricalDistribution(self.options)
 
@@ -326,6 +346,25 @@ class SearchSpace:
     def suggest(self, trial):
         """Hyperparameters {name: value} drawn (or fixed) for ``trial``, an ``optuna.Trial``."""
         return {name: dist.suggest(trial, name) for name, dist in self.distributions.items()}
+
+    def check(self, requirements, who):
+        """Raise ``SpaceError`` naming the first hyperparameter for which the space allows a value
+        that fails its requirement. requirements: {name: (text, predicate)}, e.g. {"hidden":
+        ("an integer >= 1", lambda v: v >= 1)}; names without one are not checked; who: the
+        objective's name, for the message. Requirements must hold on intervals (they are checked
+        at the ends of each range)."""
+        for name, dist in self.distributions.items():
+            if name not in requirements:
+                continue
+            text, ok = requirements[name]
+            for value in dist.extremes():
+                try:
+                    good = ok(value)
+                except (TypeError, ValueError):
+                    good = False
+                if not good:
+                    raise SpaceError(name, f"{who}: {name} must be {text}, but the search space "
+                                           f"allows {name} = {value!r} ({dist!r})")
 
     # --- sampling ---------------------------------------------------------------------------
 

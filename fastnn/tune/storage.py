@@ -14,6 +14,8 @@ each ``heartbeat`` seconds, and a trial without one for 2 x ``heartbeat`` second
 killed) is marked failed, so that a resumed search runs it again.
 """
 import functools
+import random
+import time
 import warnings
 
 import optuna
@@ -53,10 +55,7 @@ def _rdb_storage(url, heartbeat):
     else:
         engine_kwargs = {}
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                 heartbeat_interval=heartbeat)
+        storage = _create(url, engine_kwargs, heartbeat)
     except ImportError as error:
         raise StorageError(f"storage: the database driver for {shown} is not installed "
                            f"({error}); install it, e.g. pip install psycopg2-binary for "
@@ -72,6 +71,21 @@ def _rdb_storage(url, heartbeat):
     # Optuna's cache of finished trials, kept for the process: each study loaded from a bare
     # RDBStorage gets a new, empty cache and reads every trial again (quadratic in trials).
     return optuna.storages.get_storage(storage)
+
+
+def _create(url, engine_kwargs, heartbeat, attempts=10):
+    """``RDBStorage(url)``; tried again (after up to 0.5 s) when another process is creating the
+    same database's tables at that moment (its schema commit conflicts with ours)."""
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                  heartbeat_interval=heartbeat)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.1, 0.5))
 
 
 def _sqlite_connect(connection, _):

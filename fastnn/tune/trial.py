@@ -19,14 +19,37 @@ import math
 import numbers
 import os
 import socket
+import time
 
 import numba
 import optuna
 
+from fastnn.errors import NonFiniteError
 from fastnn.nn.callbacks import Callback
 from fastnn.tune.space import SearchSpace
 
-__all__ = ["Trial", "call_objective", "check_objective"]
+__all__ = ["FAIL_REASON", "DuplicateTrial", "Trial", "TrialFailed", "call_objective",
+           "check_objective", "claimed", "finished", "holds"]
+
+#: The user attribute holding why a trial failed (a failed trial that has it is finished: the
+#: search goes on past it, and a resumed search does not run it again).
+FAIL_REASON = "fail_reason"
+
+
+#: Seconds a trial waits for the trials started just before it to claim their planned trial.
+CLAIM_WAIT = 5.0
+
+
+class DuplicateTrial(Exception):
+    """Another process runs the same planned trial (it claimed it first); this trial is
+    dropped."""
+
+
+class TrialFailed(Exception):
+    """A trial that failed in a way a search records and goes past: its objective raised
+    ``fastnn.NonFiniteError`` (``TrainingDivergedError``: the training diverged) or returned NaN
+    or inf. The reason is stored with the trial (user attribute ``FAIL_REASON``) and Optuna marks
+    it FAIL."""
 
 
 class Trial:
@@ -127,7 +150,15 @@ def call_objective(objective, model_dir, round_, index, space, optuna_trial):
     """The objective's value for an ``optuna.Trial``, trial ``index`` of round ``round_`` of a
     search: the hyperparameters are drawn from ``space`` (``SearchSpace.to_dict()``; the
     trial's sampler gives the planned values), then ``objective(Trial, **hyperparameters)`` runs.
-    A value that is not a finite number raises (Optuna would record a failed trial)."""
+    A trial whose objective raises ``NonFiniteError`` (a diverged training) or returns NaN or inf
+    raises ``TrialFailed`` with the reason stored (the search records it as failed and goes on);
+    a value that is not a number raises ValueError (a bug in the objective: the search stops).
+
+    Searches in several processes on one storage (two ``fastnn tune`` at once) may start the same
+    planned trial together: each trial first claims (round, index) (user attribute "claim"), and
+    the one of lowest number runs it; the others raise ``DuplicateTrial`` and stay out of the
+    search's trials (they never get the "round" attribute)."""
+    _claim(optuna_trial, round_, index)
     optuna_trial.set_user_attr("round", round_)
     optuna_trial.set_user_attr("index", index)
     params = SearchSpace.from_dict(space).suggest(optuna_trial)
@@ -137,11 +168,65 @@ def call_objective(objective, model_dir, round_, index, space, optuna_trial):
     trial = Trial(optuna_trial, params, model_dir)
     try:
         value = objective(trial, **params)
+    except NonFiniteError as error:
+        _fail(optuna_trial, f"{type(error).__name__}: {error}", error)
     finally:  # a pruned or failed trial keeps its curve too
         if trial.curve:
             optuna_trial.set_user_attr("curve", sorted(trial.curve.items()))
-    if (not isinstance(value, numbers.Real) or isinstance(value, bool)
-            or not math.isfinite(value)):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise ValueError(f"search: the objective returned {value!r} for trial "
                          f"{optuna_trial.number} with {params}; it must return a finite number")
+    if not math.isfinite(value):
+        _fail(optuna_trial, f"the objective returned {float(value)!r}")
     return float(value)
+
+
+def finished(trial):
+    """Whether a stored trial (an ``optuna.trial.FrozenTrial``) needs no other run: completed,
+    pruned, or failed with a reason."""
+    State = optuna.trial.TrialState
+    return (trial.state in (State.COMPLETE, State.PRUNED)
+            or (trial.state == State.FAIL and FAIL_REASON in trial.user_attrs))
+
+
+def holds(trial):
+    """Running or finished: its planned trial needs no other run (a trial failed without a
+    reason, by a killed run's stale heartbeat or a bug since fixed, is run again)."""
+    return trial.state == optuna.trial.TrialState.RUNNING or finished(trial)
+
+
+def claimed(trials, round_, index, below=None):
+    """The numbers of the ``trials`` (below trial number ``below``, if given) that hold planned
+    trial (round_, index)."""
+    return [t.number for t in trials if (below is None or t.number < below) and holds(t)
+            and (t.user_attrs.get("claim") == [round_, index]
+                 or (t.user_attrs.get("round"), t.user_attrs.get("index")) == (round_, index))]
+
+
+def _claim(optuna_trial, round_, index, wait=CLAIM_WAIT):
+    """Claim planned trial (round_, index) for ``optuna_trial``; ``DuplicateTrial`` when a trial
+    of lower number holds the same claim. Waits (at most ``wait`` seconds) for the trials of
+    lower number still being set up (running, no claim yet) to show theirs."""
+    optuna_trial.set_user_attr("claim", [round_, index])
+    study, number = optuna_trial.study, optuna_trial.number
+    RUNNING = optuna.trial.TrialState.RUNNING
+    deadline = time.monotonic() + wait
+    while True:
+        trials = study.get_trials(deepcopy=False)
+        unclaimed = [t for t in trials if t.number < number and t.state == RUNNING
+                     and "claim" not in t.user_attrs and "round" not in t.user_attrs]
+        if not unclaimed or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    first = claimed(trials, round_, index, below=number)
+    if first:
+        raise DuplicateTrial(f"trial {number}: planned trial {index} of round {round_} is "
+                             f"trial {first[0]}'s")
+
+
+def _fail(optuna_trial, reason, cause=None):
+    reason = " ".join(reason.split())  # one line, whatever the error's message
+    if len(reason) > 300:
+        reason = reason[:297] + "..."
+    optuna_trial.set_user_attr(FAIL_REASON, reason)
+    raise TrialFailed(reason) from cause
