@@ -11,6 +11,7 @@ import pytest
 from numba import cuda
 
 from fastnn import config
+from fastnn.errors import NonFiniteError
 from fastnn.kernels import reference as ref
 from fastnn.kernels.cuda import _device
 from helpers import assert_close, over_dtypes, tolerance
@@ -368,15 +369,17 @@ def test_optimizer_matches_reference(rng, dtype, kernel, shape):
         assert_close(got, want, dtype, what=name)
 
 
-def test_optimizer_without_the_finiteness_check(rng):
-    """check_finite=False: no count, the update runs (NaN goes through, as in the reference)."""
+def test_optimizer_counts_even_without_the_finiteness_check(rng):
+    """check_finite=False is accepted, but the update still counts NaN/inf in what it computes
+    (a NaN gradient reaches it): NonFiniteError with nothing changed, as in the reference."""
     p, g, v = optimizer_arrays(rng, "momentum_update", (11,), np.float64)
     g[3] = np.nan
-    expected = [a.copy() for a in (p, g, v)]
-    kc.momentum_update(p, g, v, 0.1, 0.9, check_finite=False)
-    ref.momentum_update(*expected, 0.1, 0.9, check_finite=False)
-    np.testing.assert_array_equal(p, expected[0])
-    assert np.isnan(p[3]) and np.isnan(v[3])
+    before = [a.copy() for a in (p, g, v)]
+    for impl in (kc, ref):
+        with pytest.raises(NonFiniteError):
+            impl.momentum_update(p, g, v, 0.1, 0.9, check_finite=False)
+        for a, b in zip((p, g, v), before):
+            np.testing.assert_array_equal(a, b)
 
 
 # --- dropout -------------------------------------------------------------------------------------

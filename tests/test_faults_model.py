@@ -14,7 +14,8 @@ import fastnn
 import fastnn.data
 from fastnn import optim
 from fastnn.data import minibatch_indices
-from fastnn.nn import (BatchNorm, Dense, Dropout, EarlyStopping, ReLU, Sequential)
+from fastnn.nn import (BatchNorm, Dense, Dropout, EarlyStopping, ReLU, Sequential,
+                       TrainingDivergedError)
 
 BACKENDS = ["numpy", "cpu", "cuda"]
 
@@ -300,6 +301,31 @@ def test_save_writes_exactly_the_path_given_and_loads_every_optimizer(tmp_path, 
     np.testing.assert_array_equal(loaded.flat_params, model.flat_params)
     with pytest.raises(IsADirectoryError):
         model.save(tmp_path)
+
+
+# --- 6. divergence restores the last good step ----------------------------------------------------
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("optimizer", [lambda b: optim.GD(1e39, backend=b),
+                                       lambda b: optim.Adam(3e38, backend=b)])
+def test_divergence_in_the_update_keeps_the_last_good_step(backend, optimizer):
+    X, y = data(8)
+    model = bn_model(backend, units=4).build(4)
+    opt = optimizer(backend)
+    model.train_on_batch(X, y, optim.GD(0.1, backend=backend))
+    model.optimizer = None
+    before = state(model)
+    with pytest.raises(TrainingDivergedError, match="last good step"):
+        model.fit(X, y, epochs=3, batch_size=4, optimizer=opt, verbose=False)
+    after = state(model)
+    assert np.isfinite(after[0]).all()
+    if opt.t == 0:  # the first step overflowed: nothing moved
+        assert_same_state(before, after)
+    assert np.isfinite(np.concatenate(
+        [np.ravel(a) for arrays in opt.state_dict()["state"].values() for a in arrays] or [[0]]
+    )).all()
+    if opt.t == 0:
+        model.predict(X)  # still usable
 
 
 # --- 7. one exception family --------------------------------------------------------------------

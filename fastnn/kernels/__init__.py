@@ -27,14 +27,17 @@ __all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_f
            "softmax_cross_entropy"]
 
 
-def _run(fn, backend, inputs, *args, **kwargs):
-    """Call ``fn`` of the chosen backend; on NaN/inf name the input in ``inputs`` that has it."""
+def _run(fn, backend, inputs, *args, extra=None, **kwargs):
+    """Call ``fn`` of the chosen backend; on NaN/inf name the input in ``inputs`` that has it.
+    A CUDA device array among ``inputs``, ``extra`` (other arrays or tuples of them) and
+    ``out`` given to a host backend: a TypeError naming it."""
     try:
-        impl = getattr(_backend.get(backend), fn)
+        module = _backend.get(backend)
     except ValueError as error:
         raise ValueError(f"{fn}: {error}") from None
+    check.host_backend_arrays(fn, module, {**inputs, **(extra or {}), "out": kwargs.get("out")})
     try:
-        return impl(*args, **kwargs)
+        return getattr(module, fn)(*args, **kwargs)
     except NonFiniteError:
         check.nonfinite_result(fn, **inputs)
 
@@ -99,7 +102,8 @@ def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, bias_gr
     linear layer then runs only its products, and NaN or inf in A (unused) is not looked for.
     out: (dX or None, dW, db or None). ``overwrite_dA=True`` (as in SciPy's ``overwrite_a``)
     lets the kernel keep dZ in dA's memory instead of a new array; dA's values are then
-    undefined.
+    undefined. It is a permission: a read-only dA, or one that shares memory with X, W or A, is
+    never written (the kernel uses a buffer of its own).
     """
     fn = "dense_backward"
     dA, X, W, A = (check.float_array(fn, name, a, 2)
@@ -116,8 +120,10 @@ def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, bias_gr
                                   ("dW", (n_in, n_out), X.dtype),
                                   ("db", (n_out,) if bias_grad else None, X.dtype)),
                         (dA, X, W, A))
+    # (a permission: not taken when dA shares memory with an input read after dZ is written)
+    overwrite_dA = bool(overwrite_dA) and not any(check.share_memory(dA, a) for a in (X, W, A))
     return _run(fn, backend, dict(dA=dA, X=X, W=W, A=A), dA, X, W, A, activation,
-                input_grad, out=out, overwrite_dA=bool(overwrite_dA), bias_grad=bias_grad)
+                input_grad, out=out, overwrite_dA=overwrite_dA, bias_grad=bias_grad)
 
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
@@ -156,12 +162,15 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
         raise ValueError(f"{fn}: training needs a batch of at least 2 rows to estimate a variance, "
                          f"got X of shape {X.shape}")
     check.number_in(fn, "decay", decay, 0.0, 1.0)
-    check.number_in(fn, "eps", eps, 0.0, np.inf, low_open=True)
+    check.number_in(fn, "eps", eps, 0.0, np.finfo(np.float64).max, low_open=True)
     activation = _activation(fn, activation)
+    # running_mean and running_var are written: neither may share memory with anything else
+    check.disjoint(fn, {k: vectors[k] for k in ("running_mean", "running_var")},
+                   dict(X=X, gamma=vectors["gamma"], beta=vectors["beta"], out=out))
     out = check.output(fn, "out", out, X.shape, X.dtype, (X, *vectors.values()))
     return _run(fn, backend, dict(X=X), X, vectors["gamma"], vectors["beta"],
                 running_mean, running_var, training=bool(training), decay=float(decay),
-                eps=float(eps), activation=activation, out=out)
+                eps=float(eps), activation=activation, out=out, extra=vectors)
 
 
 def batchnorm_backward(dY, cache, *, out=None, backend=None):
@@ -177,13 +186,25 @@ def batchnorm_backward(dY, cache, *, out=None, backend=None):
     if not isinstance(cache, BatchNormCache):
         raise TypeError(f"{fn}: cache must be the BatchNormCache returned by batchnorm_forward, "
                         f"got {type(cache).__name__}")
+    for name in ("X", "gamma", "mean", "invstd", "A"):
+        value = getattr(cache, name)
+        if not (value is None and name == "A") and not (hasattr(value, "dtype")
+                                                        and hasattr(value, "shape")):
+            raise TypeError(f"{fn}: cache.{name} must be an array, got {type(value).__name__}")
     dY = check.float_array(fn, "dY", dY, 2)
     check.same_dtype(fn, dY=dY, X=cache.X)
     check.shape(fn, "dY", dY, cache.X.shape, "(the shape of the forward input X)")
     m, n = dY.shape
+    for name in ("gamma", "mean", "invstd"):  # (a cache built by hand must fit X too)
+        vector = getattr(cache, name)
+        check.same_dtype(fn, dY=dY, **{f"cache.{name}": vector})
+        check.shape(fn, f"cache.{name}", vector, (n,), "(one value per column of X)")
+    if cache.A is not None:
+        check.same_dtype(fn, dY=dY, **{"cache.A": cache.A})
+        check.shape(fn, "cache.A", cache.A, (m, n), "(the shape of the forward input X)")
     out = check.outputs(fn, out, (("dX", (m, n), dY.dtype), ("dgamma", (n,), dY.dtype),
                                   ("dbeta", (n,), dY.dtype)), (dY, *cache[:4]))
-    return _run(fn, backend, dict(dY=dY, X=cache.X), dY, cache, out=out)
+    return _run(fn, backend, dict(dY=dY, X=cache.X), dY, cache, out=out, extra={"cache": cache})
 
 
 def _logits(fn, Z):
@@ -235,4 +256,4 @@ def softmax_cross_entropy(Z, y, *, out=None, backend=None):
                          f"{y.shape}")
     inputs = dict(Z=Z) if y.ndim == 1 else dict(Z=Z, y=y)
     out = check.output(fn, "out", out, Z.shape, Z.dtype, (Z, y))
-    return _run(fn, backend, inputs, Z, y, out=out)
+    return _run(fn, backend, inputs, Z, y, out=out, extra={"y": y})

@@ -8,8 +8,11 @@ when it is not C-contiguous. Hyperparameters: lr > 0, betas in [0, 1), eps > 0 (
 Adam's step count t an integer >= 1.
 
 Bad input raises TypeError/ValueError naming the function and the argument before anything changes.
-NaN or inf in g, p or the state raises ValueError naming the array, and leaves p and the state
-bit-for-bit unchanged (every backend checks all inputs before it writes).
+Every update is all or nothing: NaN or inf in g, p or the state raises ValueError naming the array,
+and an update that overflows to inf or NaN from finite inputs (a learning rate far too large, a
+gradient above ~1.8e19 squared by Adam and RMSprop in float32) raises ``fastnn.NonFiniteError``;
+either way p and the state are left bit-for-bit unchanged (every backend counts NaN/inf in the
+values it computes before it writes them, see ``fastnn.kernels.cpu.optim``).
 """
 import math
 import numbers
@@ -22,10 +25,10 @@ from fastnn.errors import NonFiniteError
 
 __all__ = ["adam_update", "momentum_update", "rmsprop_update", "sgd_update"]
 
-def _impl(fn, backend):
-    """The kernel ``fn`` of backend ``backend`` (None: the default backend)."""
+def _backend_module(fn, backend):
+    """The module of backend ``backend`` (None: the default backend)."""
     try:
-        return getattr(_backend.get(backend), fn)
+        return _backend.get(backend)
     except ValueError as error:
         raise ValueError(f"{fn}: {error}") from None
 
@@ -64,7 +67,21 @@ def step_count(fn, name, value):
     if value < 1:
         raise ValueError(f"{fn}: {name} must be >= 1 (the step count after incrementing: the "
                          f"first step uses t=1), got {value!r}")
+    if value > 2 ** 1023:  # (beta ** t needs t as a float)
+        raise ValueError(f"{fn}: {name} must be at most 2**1023, got a {int(value).bit_length()}"
+                         "-bit integer")
     return int(value)
+
+
+def in_dtype(fn, dtype, **values):
+    """Hyperparameters that must stay nonzero in the arrays' ``dtype`` (eps: 1e-50 is 0 in
+    float32, and an element with m = v = 0 then gives 0 / 0). (A learning rate that is 0 there
+    is not refused: the update it makes is below the parameters' resolution anyway, and a
+    decaying schedule gets there.)"""
+    for name, value in values.items():
+        if np.dtype(dtype).type(value) == 0:
+            raise ValueError(f"{fn}: {name} = {value!r} is 0 in {np.dtype(dtype).name}, the "
+                             "parameters' dtype; give a value that it can hold")
 
 
 def _float_ndarray(fn, name, a):
@@ -112,13 +129,23 @@ def arrays(fn, p, g, **states):
     return np.asarray(g, order="C")  # (np.ascontiguousarray would make a 0-d g 1-D)
 
 
-def _run(fn, backend, p, g, states, *args):
-    """Call ``fn`` of the chosen backend on (p, g, *states, *args); on NaN/inf name the array."""
-    impl = _impl(fn, backend)
+def overflow_message(lr, what="p and the state are unchanged"):
+    """The message of an update that overflowed from finite inputs (after "fn: ")."""
+    return (f"the update overflowed to inf or NaN although the inputs are finite ({what}); "
+            f"lower the learning rate (lr={lr!r})")
+
+
+def _run(fn, backend, p, g, states, *args, lr, eps=None):
+    """Call ``fn`` of the chosen backend on (p, g, *states, *args); on NaN/inf name the array,
+    or report the overflow (nothing was written either way)."""
+    module = _backend_module(fn, backend)
+    check.host_backend_arrays(fn, module, {"p": p, "g": g, **states})
+    if eps is not None:
+        in_dtype(fn, p.dtype, eps=eps)
     try:
-        impl(p, g, *states.values(), *args)
+        getattr(module, fn)(p, g, *states.values(), *args)
     except NonFiniteError:
-        check.nonfinite_result(fn, g=g, p=p, **states)
+        check.nonfinite_result(fn, overflow_message(lr), g=g, p=p, **states)
 
 
 # --- kernels -------------------------------------------------------------------------------------
@@ -127,7 +154,7 @@ def sgd_update(p, g, lr, *, backend=None):
     """Gradient descent, in place: p <- p - lr * g. Returns None."""
     fn = "sgd_update"
     g = arrays(fn, p, g)
-    _run(fn, backend, p, g, {}, positive(fn, "lr", lr))
+    _run(fn, backend, p, g, {}, positive(fn, "lr", lr), lr=lr)
 
 
 def momentum_update(p, g, v, lr, beta, *, backend=None):
@@ -139,7 +166,7 @@ def momentum_update(p, g, v, lr, beta, *, backend=None):
     """
     fn = "momentum_update"
     g = arrays(fn, p, g, v=v)
-    _run(fn, backend, p, g, {"v": v}, positive(fn, "lr", lr), fraction(fn, "beta", beta))
+    _run(fn, backend, p, g, {"v": v}, positive(fn, "lr", lr), fraction(fn, "beta", beta), lr=lr)
 
 
 def rmsprop_update(p, g, s, lr, beta, eps, *, backend=None):
@@ -149,7 +176,7 @@ def rmsprop_update(p, g, s, lr, beta, eps, *, backend=None):
     fn = "rmsprop_update"
     g = arrays(fn, p, g, s=s)
     _run(fn, backend, p, g, {"s": s}, positive(fn, "lr", lr), fraction(fn, "beta", beta),
-         positive(fn, "eps", eps))
+         positive(fn, "eps", eps), lr=lr, eps=eps)
 
 
 def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, *, backend=None):
@@ -161,4 +188,5 @@ def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, *, backend=None):
     fn = "adam_update"
     g = arrays(fn, p, g, m=m, v=v)
     _run(fn, backend, p, g, {"m": m, "v": v}, step_count(fn, "t", t), positive(fn, "lr", lr),
-         fraction(fn, "beta1", beta1), fraction(fn, "beta2", beta2), positive(fn, "eps", eps))
+         fraction(fn, "beta1", beta1), fraction(fn, "beta2", beta2), positive(fn, "eps", eps),
+         lr=lr, eps=eps)

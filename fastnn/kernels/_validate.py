@@ -35,6 +35,21 @@ def _device_view(fn, name, a):
         _fail(TypeError, fn, str(error))
 
 
+def host_backend_arrays(fn, module, named):
+    """A backend whose arrays live in host memory (``module.on_device`` false) cannot take CUDA
+    device arrays: a TypeError naming the first one in ``named`` ({name: array, or a tuple or
+    NamedTuple of arrays such as ``out`` or a batch-norm cache})."""
+    if getattr(module, "on_device", False):
+        return
+    for name, a in named.items():
+        parts = a if isinstance(a, (tuple, list)) else (a,)
+        for part in parts:
+            if part is not None and is_device_array(part):
+                _fail(TypeError, fn, f"{name} is a CUDA device array, but this backend works on "
+                                     "host (NumPy) arrays; use backend='cuda', or copy it to "
+                                     "the host first")
+
+
 def to_host(a):
     """A NumPy copy of a device array; a host array as it is."""
     if is_device_array(a):
@@ -115,24 +130,85 @@ def finite(fn, **arrays):
             _fail(ValueError, fn, f"{name} contains NaN or inf (first at index {where})")
 
 
-def nonfinite_result(fn, **arrays):
-    """Called when a backend met NaN/inf: name the input that holds it, or report an overflow."""
+def nonfinite_result(fn, overflow=None, /, **arrays):
+    """Called when a backend met NaN/inf: name the input that holds it (ValueError), or report an
+    overflow (NonFiniteError; ``overflow``: its message after "fn: ", else a generic one)."""
     finite(fn, **arrays)
-    raise NonFiniteError(f"{fn}: the result overflowed to inf or NaN although the inputs "
-                             "are finite; scale the inputs or weights down")
+    raise NonFiniteError(f"{fn}: " + (overflow or "the result overflowed to inf or NaN although "
+                                      "the inputs are finite; scale the inputs or weights down"))
+
+
+def _device_extent(a):
+    """(first, last + 1) byte address of a C-contiguous device array's memory, or None when it
+    is not a device array. (Numba's simulator wraps a NumPy array: its host addresses.)"""
+    wrapped = getattr(a, "_ary", None)
+    if isinstance(wrapped, np.ndarray):
+        start = wrapped.__array_interface__["data"][0]
+        return start, start + wrapped.nbytes
+    face = getattr(a, "__cuda_array_interface__", None)
+    if face is None:
+        return None
+    start = face["data"][0]
+    size = int(np.prod(face["shape"], dtype=np.int64)) * np.dtype(face["typestr"]).itemsize
+    return start, start + size
+
+
+def extent(a):
+    """(first, last + 1) byte address of the memory of a C-contiguous host or device array, or
+    None for anything else."""
+    if isinstance(a, np.ndarray):
+        if not a.flags.c_contiguous:
+            return None
+        start = a.__array_interface__["data"][0]
+        return start, start + a.nbytes
+    return _device_extent(a) if is_device_array(a) else None
+
+
+def share_memory(a, b):
+    """True when arrays ``a`` and ``b`` (host or device; None: never) may share memory: NumPy's
+    bounds test for host arrays, overlapping address ranges for device arrays."""
+    if a is None or b is None:
+        return False
+    if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
+        return bool(np.may_share_memory(a, b))
+    if is_device_array(a) and is_device_array(b):
+        ea, eb = _device_extent(a), _device_extent(b)
+        return ea is not None and eb is not None and ea[0] < eb[1] and eb[0] < ea[1] \
+            and ea[0] != ea[1] and eb[0] != eb[1]
+    return False
+
+
+def disjoint(fn, written, others):
+    """No array of ``written`` ({name: array} updated in place) shares memory with another of
+    ``written`` or with one of ``others`` ({name: array or None}); else a ValueError naming
+    both."""
+    names = list(written)
+    for i, name in enumerate(names):
+        pairs = [(n, written[n]) for n in names[i + 1:]] + list(others.items())
+        for other, b in pairs:
+            if share_memory(written[name], b):
+                _fail(ValueError, fn, f"{name} and {other} share memory; give each its own "
+                                      "array (both are read or written while the other is "
+                                      "written)")
 
 
 def output(fn, name, out, shape, dtype, inputs):
     """``out`` is None or a writable C-contiguous array of ``shape`` and ``dtype`` that shares no
-    memory with ``inputs`` (results are written while inputs are still read; not checked for
-    device arrays)."""
+    memory with ``inputs`` (results are written while inputs are still read; device arrays are
+    compared by their address ranges)."""
     if out is None:
         return None
     if is_device_array(out):
         out = _device_view(fn, name, out)
-        if out.dtype != dtype or out.shape != tuple(shape):
-            _fail(ValueError, fn, f"{name} must have shape {tuple(shape)} and dtype {dtype}, "
-                                  f"got {out.shape} and {out.dtype}")
+        if out.dtype != dtype:
+            _fail(TypeError, fn, f"{name} must have dtype {dtype} (the inputs' dtype), got "
+                                 f"{out.dtype}")
+        if out.shape != tuple(shape):
+            _fail(ValueError, fn, f"{name} must have shape {tuple(shape)}, got {out.shape}")
+        for a in inputs:
+            if share_memory(out, a):
+                _fail(ValueError, fn, f"{name} shares memory with an input; give it its own "
+                                      "array")
         return out
     if not isinstance(out, np.ndarray):
         _fail(TypeError, fn, f"{name} must be a NumPy array or None, got {type(out).__name__}")
@@ -166,8 +242,7 @@ def outputs(fn, out, specs, inputs):
             checked.append(output(fn, f"out's {name}", entry, shape, dtype, inputs))
     for i, a in enumerate(checked):
         for b in checked[i + 1:]:
-            if isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and \
-                    np.may_share_memory(a, b):
+            if share_memory(a, b):
                 _fail(ValueError, fn, "the arrays of out share memory; give each its own")
     return tuple(checked)
 

@@ -130,23 +130,33 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     running_mean = decay * running_mean + (1 - decay) * mean and
     running_var = decay * running_var + (1 - decay) * var * m / (m - 1) (the unbiased variance, as
     PyTorch stores it). Inference normalizes with the running statistics. Returns (A, cache).
+    Training on fewer than 2 rows raises ValueError before anything is written.
     """
+    if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
+        raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
+                         f"estimate a variance, got X of shape {tuple(X.shape)}")
     _require_finite(X)
+    # the statistics in float64, as the kernels compute them (float32 sums overflow or lose
+    # the variance of large values), then used in X's dtype
     if training:
-        mean, var = X.mean(axis=0), X.var(axis=0)
+        mean, var = X.mean(axis=0, dtype=np.float64), X.var(axis=0, dtype=np.float64)
     else:
-        mean, var = running_mean.copy(), running_var.copy()
-    invstd = 1 / np.sqrt(var + eps)
-    Y = (X - mean) * invstd * gamma + beta
+        mean, var = running_mean.astype(np.float64), running_var.astype(np.float64)
+    with np.errstate(over="ignore"):
+        invstd = (1 / np.sqrt(var + eps)).astype(X.dtype)
+        mean_x = mean.astype(X.dtype)
+    Y = (X - mean_x) * invstd * gamma + beta
     _require_finite(Y)
-    if training:  # only once everything is known to be finite
+    if training:  # written only once everything, the new averages included, is finite
         m = X.shape[0]
-        running_mean *= decay
-        running_mean += (1 - decay) * mean
-        running_var *= decay
-        running_var += (1 - decay) * var * (m / (m - 1))
+        with np.errstate(over="ignore"):
+            new_mean = (decay * running_mean + (1 - decay) * mean).astype(X.dtype)
+            new_var = (decay * running_var + (1 - decay) * var * (m / (m - 1))).astype(X.dtype)
+        _require_finite(new_mean, new_var)
+        running_mean[...] = new_mean
+        running_var[...] = new_var
     A = _into(out, _apply_activation(Y, activation))
-    return A, BatchNormCache(X, gamma, mean, invstd.astype(X.dtype), training, activation,
+    return A, BatchNormCache(X, gamma, mean_x, invstd, training, activation,
                              None if activation == "linear" else A)
 
 
@@ -178,10 +188,14 @@ def batchnorm_backward(dY, cache, out=None):
 # --- softmax -------------------------------------------------------------------------------------
 
 def log_softmax(Z, out=None):
-    """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C)."""
+    """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C). A value
+    beyond the dtype's range (a row holding 3e38 and -3e38 in float32) raises NonFiniteError."""
     _require_finite(Z)
-    shifted = Z - Z.max(axis=1, keepdims=True)
-    return _into(out, shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True)))
+    with np.errstate(over="ignore"):
+        shifted = Z - Z.max(axis=1, keepdims=True)
+    result = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    _require_finite(result)
+    return _into(out, result)
 
 
 def softmax(Z, out=None):
@@ -203,9 +217,12 @@ def softmax_cross_entropy(Z, y, out=None):
     """Mean cross-entropy of softmax(Z) against y, and its gradient with respect to Z.
 
     Z: (m, C) logits. y: class indices (m,) or target rows Y (m, C) (one-hot or probabilities).
-    loss = -(1/m) sum_i sum_j Y_ij log softmax(Z)_ij;  dZ = (softmax(Z) * sum_j Y_ij - Y) / m,
+    loss = -(1/m) sum_i sum_j Y_ij log softmax(Z)_ij = (1/m) sum_i (sum_j Y_ij lse_i - sum_j Y_ij
+    Z_ij) with lse_i = log sum_j exp(Z_ij) (in float64, so that a log-probability below the
+    dtype's range where Y is 0 does not matter);  dZ = (softmax(Z) * sum_j Y_ij - Y) / m,
     which is (softmax(Z) - Y) / m when the rows of Y sum to 1. Returns (loss as float, dZ).
     """
+    _require_finite(Z)
     m = Z.shape[0]
     if y.ndim == 1:
         Y = np.zeros_like(Z)
@@ -213,55 +230,78 @@ def softmax_cross_entropy(Z, y, out=None):
     else:
         Y = y
         _require_finite(Y)
-    logp = log_softmax(Z)
-    loss = float(-(Y * logp).sum(dtype=np.float64) / m)
-    dZ = (np.exp(logp) * Y.sum(axis=1, keepdims=True) - Y) / Z.dtype.type(m)
+    top = Z.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):
+        e = np.exp(Z - top)  # (Z - top may overflow to -inf: its exp is 0)
+    total = e.sum(axis=1, keepdims=True)
+    lse = top.astype(np.float64) + np.log(total.astype(np.float64))
+    ysum = Y.sum(axis=1, keepdims=True, dtype=np.float64)
+    loss = float((ysum * lse - (Y * Z.astype(np.float64)).sum(axis=1, keepdims=True)).sum() / m)
+    dZ = (e / total * ysum.astype(Z.dtype) - Y) / Z.dtype.type(m)
+    if not np.isfinite(loss):
+        raise NonFiniteError
+    _require_finite(dZ)
     return loss, _into(out, dZ)
 
 
 # --- optimizer updates (in place; any shape, one flat buffer for a whole model) -------------------
+#
+# Every update is all or nothing: the new values are computed first, and when one is NaN or inf
+# (NaN/inf in an input always reaches one) NonFiniteError is raised before anything is written.
+# ``state_out`` (the new state arrays, in the order of the state arguments) and ``backup`` are for
+# the optimizers of ``fastnn.optim``, which double-buffer their state: given, the new state goes to
+# ``state_out`` (the state read is left as it was) and p's old values to ``backup``; not given, the
+# state is updated in place. ``check_finite`` is accepted for compatibility (the results are
+# always checked).
 
-def sgd_update(p, g, lr, check_finite=True):
-    """Gradient descent: p <- p - lr * g. (``check_finite=False``: the caller vouches that no
-    input holds NaN or inf, and the check is skipped; the same in every update below.)"""
-    if check_finite:
-        _require_finite(p, g)
-    p -= lr * g
+def _commit(p, new_p, states, new_states, state_out, backup):
+    """Check the new values, then write them: the state in place or to ``state_out``, p's old
+    values to ``backup`` (when given), then p."""
+    _require_finite(new_p, *new_states)
+    if backup is not None:
+        backup[...] = p
+    for target, value in zip(states if state_out is None else state_out, new_states):
+        target[...] = value
+    p[...] = new_p
 
 
-def momentum_update(p, g, v, lr, beta, check_finite=True):
+#: NaN/inf in the new values is counted and raised as NonFiniteError, not warned about.
+_quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
+
+
+@_quiet
+def sgd_update(p, g, lr, check_finite=True, *, state_out=None, backup=None):
+    """Gradient descent: p <- p - lr * g."""
+    _commit(p, p - lr * g, (), (), state_out, backup)
+
+
+@_quiet
+def momentum_update(p, g, v, lr, beta, check_finite=True, *, state_out=None, backup=None):
     """Momentum as an exponentially weighted average of the gradients:
     v <- beta * v + (1 - beta) * g;  p <- p - lr * v."""
-    if check_finite:
-        _require_finite(p, g, v)
-    v *= beta
-    v += (1 - beta) * g
-    p -= lr * v
+    v_new = beta * v + (1 - beta) * g
+    _commit(p, p - lr * v_new, (v,), (v_new,), state_out, backup)
 
 
-def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True):
+@_quiet
+def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True, *, state_out=None, backup=None):
     """RMSprop: s <- beta * s + (1 - beta) * g^2;  p <- p - lr * g / (sqrt(s) + eps)."""
-    if check_finite:
-        _require_finite(p, g, s)
-    s *= beta
-    s += (1 - beta) * g * g
-    p -= lr * g / (np.sqrt(s) + eps)
+    s_new = beta * s + (1 - beta) * g * g
+    _commit(p, p - lr * g / (np.sqrt(s_new) + eps), (s,), (s_new,), state_out, backup)
 
 
-def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True):
+@_quiet
+def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True, *, state_out=None,
+                backup=None):
     """Adam at step t >= 1 (the first step has t = 1):
     m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;
     mhat = m / (1 - beta1^t);  vhat = v / (1 - beta2^t);  p <- p - lr * mhat / (sqrt(vhat) + eps).
     """
-    if check_finite:
-        _require_finite(p, g, m, v)
-    m *= beta1
-    m += (1 - beta1) * g
-    v *= beta2
-    v += (1 - beta2) * g * g
-    mhat = m / (1 - beta1 ** t)
-    vhat = v / (1 - beta2 ** t)
-    p -= lr * mhat / (np.sqrt(vhat) + eps)
+    m_new = beta1 * m + (1 - beta1) * g
+    v_new = beta2 * v + (1 - beta2) * g * g
+    mhat = m_new / (1 - beta1 ** t)
+    vhat = v_new / (1 - beta2 ** t)
+    _commit(p, p - lr * mhat / (np.sqrt(vhat) + eps), (m, v), (m_new, v_new), state_out, backup)
 
 
 def add_scaled(y, alpha, x):

@@ -565,7 +565,7 @@ class Sequential:
     def _train_step(self, Xb, yb, l2, optimizer, where):
         """One forward, backward and update on checked data; on NaN/inf restore the state
         before the step and raise TrainingDivergedError saying ``where`` it happened."""
-        optimizer.check_hyperparameters()  # before anything changes (a schedule sets lr)
+        optimizer.check_hyperparameters(dtypes=(self.dtype,))  # (a schedule may have set lr)
         k = self._kernels()
         saved = [(layer, key, k.copy(value)) for layer in self.layers
                  for key, value in layer.state().items()]

@@ -5,8 +5,17 @@ effect: schedules and tuners set it) and its state (one set of arrays per parame
 zeros on the first step, and the step count ``t``). ``step(params, grads)`` updates the parameters
 in place with the kernels of ``fastnn.kernels`` (``backend=`` picks their backend). The fastest use
 is one flat buffer holding every parameter of a model: one kernel call per step.
+
+Every step is all or nothing: when an update would hold NaN or inf (a bad gradient, or an
+overflow from finite values), the parameters, the state and ``t`` stay bit-for-bit as they were
+and the step raises. To get there cheaply the state is double-buffered: each kernel call reads one
+set of state arrays and writes the next into the other set, and writes each parameter's old values
+into a backup array in the same pass (one extra write stream); the optimizer switches to the new
+set only once every parameter of the step succeeded, and otherwise copies the parameters back from
+their backups. (Memory: the state twice, plus one copy of the parameters.)
 """
 import numbers
+import threading
 
 import numpy as np
 
@@ -23,8 +32,10 @@ class Optimizer:
 
     A subclass sets ``hyperparameters`` (names of attributes, each with a checker from
     ``fastnn.kernels._optim_api``), ``state_names`` (the state arrays kept per parameter) and
-    ``_update(kernels, p, g, state, t, check_finite)``, one call of a backend's update kernel
-    (the inputs are checked before).
+    ``_update(kernels, p, g, state, t, state_out, backup)``, one call of a backend's update
+    kernel (the inputs are checked before) that reads ``state`` ({name: array}), writes the new
+    state into ``state_out`` ({name: array}) and p's old values into ``backup`` while it updates
+    p in place, and raises NonFiniteError with p put back when a value is NaN or inf.
     """
     #: {attribute name: checker(fn, name, value) -> value}
     hyperparameters = {"lr": api.positive}
@@ -33,34 +44,54 @@ class Optimizer:
 
     def __init__(self, *, backend=None, **hyperparameters):
         fn = type(self).__name__
+        if type(self) is Optimizer:
+            raise TypeError("Optimizer is the base class; use GD, Momentum, RMSprop or Adam (or a "
+                            "subclass of your own)")
         for name, value in hyperparameters.items():
             setattr(self, name, self.hyperparameters[name](fn, name, value))
         self.backend = backend
         #: Steps taken so far (Adam's bias correction uses t + 1 in the next step).
         self.t = 0
         self._state = None  # one {name: array} per parameter, from the first step
+        self._spare = None  # the other buffer of each state array: the next step writes it
+        self._backup = None  # one array per parameter: its values before the step
         self._spec = None  # one (shape, dtype) per parameter, from the first step
+        self._lock = threading.Lock()  # one step at a time (threads sharing an optimizer)
+
+    def __getstate__(self):  # (copy.deepcopy, pickle): a lock cannot be copied
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
 
     def __repr__(self):
         values = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.hyperparameters)
         return f"{type(self).__name__}({values})"
 
-    def _update(self, kernels, p, g, state, t, check_finite):
+    def _update(self, kernels, p, g, state, t, state_out, backup):
         raise NotImplementedError
 
     # --- stepping --------------------------------------------------------------------------------
 
-    def check_hyperparameters(self, fn=None):
+    def check_hyperparameters(self, fn=None, dtypes=None):
         """Raise TypeError/ValueError if a hyperparameter (e.g. an ``lr`` set by a schedule) is
-        out of its range."""
+        out of its range, or eps would be 0 in the parameters' dtype (``dtypes``; by default
+        those of the state, once made)."""
         fn = fn or f"{type(self).__name__}.step"
         for name, checker in self.hyperparameters.items():
             checker(fn, name, getattr(self, name))
+        if not isinstance(self.t, numbers.Integral) or isinstance(self.t, bool) or self.t < 0:
+            raise ValueError(f"{fn}: t (the steps taken) must be an integer >= 0, got {self.t!r}")
+        if "eps" in self.hyperparameters:
+            for dtype in {dtype for _, dtype in self._spec or ()} if dtypes is None else dtypes:
+                api.in_dtype(fn, dtype, eps=self.eps)
 
     def _check_step(self, params, grads):
         """Check everything before any parameter moves; returns the gradients, C-contiguous."""
         fn = f"{type(self).__name__}.step"
-        self.check_hyperparameters(fn)
         for name, seq in (("params", params), ("grads", grads)):
             if not isinstance(seq, (list, tuple)):
                 raise TypeError(f"{fn}: {name} must be a list or tuple of NumPy arrays, got "
@@ -68,6 +99,8 @@ class Optimizer:
         if len(params) != len(grads):
             raise ValueError(f"{fn}: got {len(params)} params and {len(grads)} grads; give one "
                              "gradient per parameter")
+        if not params:  # (would fix the state to no parameters, and count a step)
+            raise ValueError(f"{fn}: params is empty; give at least one parameter")
         if self._spec is not None:
             if len(params) != len(self._spec):
                 raise ValueError(f"{fn}: got {len(params)} params, but the state was made for "
@@ -84,10 +117,9 @@ class Optimizer:
                 contiguous.append(api.arrays(fn, p, g))
             except (TypeError, ValueError) as error:
                 raise type(error)(f"{error} (params[{i}], grads[{i}])") from None
-        if len(grads) > 1:  # all or nothing: no parameter moves when a later gradient is bad
-            for i, g in enumerate(contiguous):
-                if not np.isfinite(g).all():
-                    raise ValueError(f"{fn}: grads[{i}] contains NaN or inf; nothing was updated")
+        self.check_hyperparameters(fn, {p.dtype for p in params})
+        if len(params) > 1:
+            _no_overlap(fn, params, contiguous)
         return contiguous
 
     def step(self, params, grads):
@@ -96,38 +128,83 @@ class Optimizer:
         params, grads: lists or tuples of the same length; params[i] and grads[i] NumPy arrays of
         one shape (any) and dtype (float32 or float64), params[i] writable and C-contiguous. The
         state is made on the first step (zeros like each parameter) and kept per position: later
-        steps must pass parameters of the same number, shapes and dtypes. Bad input, or NaN/inf
-        in a gradient, raises before any parameter or state changes. (NaN/inf in a parameter or
-        its state, which only an earlier failure can put there, is found by the kernel of that
-        parameter; the parameters before it in the list are then already updated.)
+        steps must pass parameters of the same number, shapes and dtypes. All or nothing: bad
+        input raises TypeError/ValueError before anything changes; NaN/inf in a gradient (or in a
+        parameter or its state) raises ValueError naming it, and an update that overflows from
+        finite values raises ``fastnn.NonFiniteError``, with every parameter, the state and ``t``
+        as they were.
         """
-        grads = self._check_step(params, grads)
-        self._make_state(params)
-        kernels, t = _backend.get(self.backend), self.t + 1
-        for i, (p, g) in enumerate(zip(params, grads)):
-            try:
-                self._update(kernels, p, g, self._state[i], t, True)
-            except NonFiniteError:  # NaN/inf in params[i] or its state: name the array
-                check.nonfinite_result(f"{type(self).__name__}.step, params[{i}]", g=g, p=p,
-                                       **self._state[i])
-        self.t = t
+        with self._lock:
+            grads = self._check_step(params, grads)
+            self._make_state(params)
+            kernels, t = _backend.get(self.backend), self.t + 1
+            for i, (p, g) in enumerate(zip(params, grads)):
+                try:
+                    self._update(kernels, p, g, self._state[i], t, self._spare[i],
+                                 self._backup[i])
+                except NonFiniteError:
+                    self._restore(kernels, params[:i])
+                    self._report(f"{type(self).__name__}.step", i, len(params), p, g)
+            self._state, self._spare = self._spare, self._state
+            self.t = t
 
     def step_unchecked(self, p, g):
         """One step on a single parameter array p with gradient g (``params=[p], grads=[g]``)
-        without ``step``'s checks of the arrays and its NaN/inf pass: for a caller whose p and
-        g are C-contiguous, of one shape and dtype, and finite (``Sequential.fit``, whose
-        gradients come from kernels that count NaN/inf in their results), and who has called
-        ``check_hyperparameters`` (``Sequential`` does, before the step's forward pass)."""
-        self._make_state([p])
-        self._update(_backend.get(self.backend), p, g, self._state[0], self.t + 1, False)
-        self.t += 1
+        without ``step``'s checks of the arrays: for a caller whose p and g are C-contiguous, of
+        one shape and dtype (``Sequential.fit``), and who has called ``check_hyperparameters``
+        (``Sequential`` does, before the step's forward pass). All or nothing as ``step``: NaN or
+        inf in what the update computes (from g, or an overflow) raises ``fastnn.NonFiniteError``
+        with p, the state and ``t`` as they were."""
+        with self._lock:
+            if self._spare is None:
+                self._make_state([p])
+            try:
+                self._update(_backend.get(self.backend), p, g, self._state[0], self.t + 1,
+                             self._spare[0], self._backup[0])
+            except NonFiniteError:
+                self._report(f"{type(self).__name__}.step_unchecked", 0, 1, p, g, checked=False)
+            self._state, self._spare = self._spare, self._state
+            self.t += 1
+
+    def _restore(self, kernels, params):
+        """Put back the values ``params`` had before this step (from their backups), in reverse
+        order (so that a parameter given twice gets its first backup)."""
+        for i in reversed(range(len(params))):
+            p, saved = params[i], self._backup[i]
+            if check.is_device_array(p) or not kernels.on_device:
+                kernels.assign(p, saved)
+            else:  # a host array updated by the device kernels (and copied back)
+                p[...] = kernels.to_host(saved)
+
+    def _report(self, fn, i, n, p, g, checked=True):
+        """Raise the error of a step whose update of params[i] met NaN/inf (nothing changed):
+        ValueError naming the array that holds NaN/inf (``step``), or NonFiniteError."""
+        state = self._state[i]
+        where = f"{fn}, params[{i}]" if n > 1 or checked else fn
+        if not checked:
+            bad = [name for name, a in dict(g=g, p=p, **state).items()
+                   if not np.isfinite(check.to_host(a)).all()]
+            if bad:
+                raise NonFiniteError(f"{fn}: NaN or inf in {', '.join(bad)}; nothing was "
+                                     "updated (parameters, state and t as before)")
+        elif n > 1 and not np.isfinite(check.to_host(g)).all():
+            raise ValueError(f"{fn}: grads[{i}] contains NaN or inf; nothing was updated")
+        check.nonfinite_result(where, api.overflow_message(
+            self.lr, "nothing was updated: parameters, state and t as before"),
+            g=g, p=p, **state)
 
     def _make_state(self, params):
-        """The state arrays (zeros like each parameter) at the first step."""
+        """The state arrays (zeros like each parameter) at the first step, their second buffers
+        and the parameters' backups (also after ``load_state_dict``)."""
+        k = _backend.get(self.backend)  # (device memory for "cuda")
         if self._spec is None:
-            zeros = _backend.get(self.backend).zeros  # (device memory for "cuda")
-            self._state = [{k: zeros(p.shape, p.dtype) for k in self.state_names} for p in params]
+            self._state = [{name: k.zeros(p.shape, p.dtype) for name in self.state_names}
+                           for p in params]
             self._spec = [(p.shape, p.dtype) for p in params]
+        if self._spare is None:
+            self._spare = [{name: k.empty(shape, dtype) for name in self.state_names}
+                           for shape, dtype in self._spec]
+            self._backup = [k.empty(shape, dtype) for shape, dtype in self._spec]
 
     # --- saving ----------------------------------------------------------------------------------
 
@@ -167,6 +244,7 @@ class Optimizer:
         for k, value in hyper.items():
             setattr(self, k, value)
         self.t, self._state = int(t), state
+        self._spare = self._backup = None  # made again for the new state at the next step
         self._spec = None if state is None else [(s[self.state_names[0]].shape,
                                                   s[self.state_names[0]].dtype) for s in state]
 
@@ -199,6 +277,28 @@ class Optimizer:
         return state
 
 
+def _no_overlap(fn, params, grads):
+    """No parameter shares memory with another parameter or with the gradient of another
+    position (updating one would change what a later update reads): a ValueError naming both.
+    Sorted by start address, so that long lists cost O(n log n)."""
+    spans = []
+    for kind, arrays in (("params", params), ("grads", grads)):
+        for i, a in enumerate(arrays):
+            extent = check.extent(a)
+            if extent is not None and extent[0] < extent[1]:
+                spans.append((extent[0], extent[1], kind, i))
+    spans.sort()
+    open_spans = []  # spans that may still overlap the next ones
+    for start, end, kind, i in spans:
+        open_spans = [s for s in open_spans if s[1] > start]
+        for _, _, other_kind, j in open_spans:
+            if i != j and "params" in (kind, other_kind):
+                first, second = sorted([(kind, i), (other_kind, j)])
+                raise ValueError(f"{fn}: {first[0]}[{first[1]}] and {second[0]}[{second[1]}] "
+                                 "share memory; give each parameter and gradient its own array")
+        open_spans.append((start, end, kind, i))
+
+
 class GD(Optimizer):
     """Gradient descent: p <- p - lr * g.
 
@@ -208,8 +308,8 @@ class GD(Optimizer):
     def __init__(self, lr, *, backend=None):
         super().__init__(lr=lr, backend=backend)
 
-    def _update(self, kernels, p, g, state, t, check_finite):
-        kernels.sgd_update(p, g, self.lr, check_finite)
+    def _update(self, kernels, p, g, state, t, state_out, backup):
+        kernels.sgd_update(p, g, self.lr, state_out=(), backup=backup)
 
 
 class Momentum(Optimizer):
@@ -227,8 +327,9 @@ class Momentum(Optimizer):
     def __init__(self, lr, beta=0.9, *, backend=None):
         super().__init__(lr=lr, beta=beta, backend=backend)
 
-    def _update(self, kernels, p, g, state, t, check_finite):
-        kernels.momentum_update(p, g, state["v"], self.lr, self.beta, check_finite)
+    def _update(self, kernels, p, g, state, t, state_out, backup):
+        kernels.momentum_update(p, g, state["v"], self.lr, self.beta,
+                                state_out=(state_out["v"],), backup=backup)
 
 
 class RMSprop(Optimizer):
@@ -244,8 +345,9 @@ class RMSprop(Optimizer):
     def __init__(self, lr, beta=0.999, eps=1e-8, *, backend=None):
         super().__init__(lr=lr, beta=beta, eps=eps, backend=backend)
 
-    def _update(self, kernels, p, g, state, t, check_finite):
-        kernels.rmsprop_update(p, g, state["s"], self.lr, self.beta, self.eps, check_finite)
+    def _update(self, kernels, p, g, state, t, state_out, backup):
+        kernels.rmsprop_update(p, g, state["s"], self.lr, self.beta, self.eps,
+                               state_out=(state_out["s"],), backup=backup)
 
 
 class Adam(Optimizer):
@@ -263,9 +365,9 @@ class Adam(Optimizer):
     def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, *, backend=None):
         super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps, backend=backend)
 
-    def _update(self, kernels, p, g, state, t, check_finite):
+    def _update(self, kernels, p, g, state, t, state_out, backup):
         kernels.adam_update(p, g, state["m"], state["v"], t, self.lr, self.beta1, self.beta2,
-                            self.eps, check_finite)
+                            self.eps, state_out=(state_out["m"], state_out["v"]), backup=backup)
 
 
 #: The optimizer classes by name, for ``get`` and the command line ("sgd" is "gd").

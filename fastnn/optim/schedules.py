@@ -39,6 +39,8 @@ class Schedule:
                             f"{type(counter).__name__}")
         if counter < 0:
             raise ValueError(f"{self!r}: the {self.unit} must be >= 0, got {counter}")
+        if counter >= 2 ** 63:  # (beyond, the formulas' floats overflow)
+            raise ValueError(f"{self!r}: the {self.unit} must be < 2**63, got {counter}")
         return float(self.formula(int(counter)))
 
     def __repr__(self):

@@ -211,6 +211,9 @@ def _forward_threads(X, gamma, beta, running_mean, running_var, training, decay,
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
                       eps=1e-5, activation="linear", out=None):
     """Batch normalization forward; see ``fastnn.kernels.batchnorm_forward``."""
+    if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
+        raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
+                         f"estimate a variance, got X of shape {tuple(X.shape)}")
     m, n = X.shape
     Y = np.empty_like(X) if out is None else out
     mean_x, invstd_x = np.empty(n, X.dtype), np.empty(n, X.dtype)

@@ -153,8 +153,12 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
 def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
                    overwrite_dA=False, bias_grad=True):
     """(dX, dW, db) of the dense layer; see ``fastnn.kernels.dense_backward``. dZ is computed
-    into dA's memory when ``overwrite_dA`` (or is dA itself for "linear")."""
+    into dA's memory when ``overwrite_dA`` (or is dA itself for "linear"). ``overwrite_dA`` is a
+    permission, as SciPy's ``overwrite_a``: a read-only dA is copied first (the kernels take dZ
+    writable, and Numba would not compile them for a read-only one), and the copy is used."""
     act = ACTIVATIONS.index(activation)
+    if not dA.flags.writeable:
+        dA, overwrite_dA = dA.copy(), True  # (our own copy: free to overwrite)
     dZ = dA if overwrite_dA or activation == "linear" else np.empty_like(dA)
     out_dX, dW, out_db = (None, None, None) if out is None else out
     dW = np.empty_like(W) if dW is None else dW

@@ -60,6 +60,7 @@ def _softmax_rows(Z, out, mode, r0, r1):
             log_s = Z.dtype.type(math.log(s))
             for j in range(z.shape[0]):
                 o[j] = (z[j] - mx) - log_s
+            bad += _math.nonfinite(o)  # a value below the dtype's range (z - max overflowed)
     return bad
 
 
@@ -89,7 +90,7 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
         mx, row_bad = _row_max(z)
         bad += row_bad
         s = _exp_shifted(z, mx, g)
-        lse = mx + math.log(s)
+        lse = np.float64(mx) + math.log(np.float64(s))  # float64: lse - z may exceed the dtype
         if use_rows:
             y = Y[i]
             ysum, yz = 0.0, 0.0
@@ -103,7 +104,7 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
                 g[j] = g[j] * scale - y[j] * inv_m
         else:
             label = labels[i]
-            loss += lse - z[label]
+            loss += lse - np.float64(z[label])
             scale = Z.dtype.type(1.0 / s) * inv_m
             for j in range(z.shape[0]):
                 g[j] *= scale

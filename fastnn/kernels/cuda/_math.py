@@ -30,8 +30,11 @@ def activate(z, act, zero, one):
         return z if z > zero else zero
     if act == TANH:
         return math.tanh(z)
-    if act == SIGMOID:
-        return one / (one + math.exp(-z))
+    if act == SIGMOID:  # (exp of a negative argument only: no overflow, in the simulator too)
+        if z >= zero:
+            return one / (one + math.exp(-z))
+        e = math.exp(z)
+        return e / (one + e)
     return z
 
 

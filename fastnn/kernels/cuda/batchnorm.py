@@ -119,8 +119,12 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     device (a host array gets the new values copied back), running_mean = decay * running_mean +
     (1 - decay) * mean and running_var = decay * running_var + (1 - decay) * var * m / (m - 1)
     (the unbiased variance). Inference normalizes with the running statistics. ``out``: A.
-    Returns (A, BatchNormCache); the cache holds arrays of the kind returned.
+    Returns (A, BatchNormCache); the cache holds arrays of the kind returned. Training on fewer
+    than 2 rows raises ValueError before anything is written.
     """
+    if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
+        raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
+                         f"estimate a variance, got X of shape {tuple(X.shape)}")
     call = DeviceCall(X, gamma, beta, running_mean, running_var, out)
     Xd, gd, bd = call.read(X, "X"), call.read(gamma, "gamma"), call.read(beta, "beta")
     stats = call.update if training else call.read  # training updates them in place

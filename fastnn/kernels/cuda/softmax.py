@@ -114,7 +114,9 @@ def _kernel(threads):
                 for j in range(lane, n_cols, group):
                     z = Z[i, j]
                     if mode == LOG_SOFTMAX:
-                        out[i, j] = (z - shift) - Z.dtype.type(log_total)
+                        v = (z - shift) - Z.dtype.type(log_total)
+                        count += nonfinite(v)  # below the dtype's range (z - max overflowed)
+                        out[i, j] = v
                     elif mode == HARDMAX:
                         out[i, j] = one if j == best else zero
                     elif mode == CE_LABELS:
