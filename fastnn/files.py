@@ -4,7 +4,8 @@
 without an exception the file is flushed, fsynced and renamed over ``path`` (``os.replace``, atomic
 on POSIX and Windows), and the folder is fsynced. A reader, or a process killed at any moment, sees
 the old file or the new one, never a part. On an exception the temporary file is removed and the
-old file is untouched.
+old file is untouched. A process killed while writing leaves its temporary file
+(``.NAME.PID.XXXX.tmp``); the next ``atomic_write`` of that path removes those of dead processes.
 """
 import contextlib
 import os
@@ -24,7 +25,9 @@ def atomic_write(path, mode="wb"):
         raise ValueError(f"atomic_write: mode must be 'wb' or 'w', got {mode!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    prefix = f".{os.path.basename(path)}."
+    _remove_stale(folder, prefix)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f"{prefix}{os.getpid()}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # the permissions open() would give, not mkstemp's 0600
         text = {} if mode == "wb" else {"encoding": "utf-8", "newline": ""}
@@ -38,6 +41,31 @@ def atomic_write(path, mode="wb"):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def _remove_stale(folder, prefix):
+    """Remove the temporary files ``prefix``PID.*.tmp in ``folder`` left by dead processes."""
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        if not (name.startswith(prefix) and name.endswith(".tmp")):
+            continue
+        pid = name[len(prefix):].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(folder, name))
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # (another user's process, or no way to tell: keep its file)
+    return True
 
 
 def _fsync_folder(folder):

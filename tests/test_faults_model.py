@@ -554,3 +554,38 @@ def test_load_names_an_unsupported_compression_and_saves_numpy_scalars(tmp_path)
     with pytest.raises(ValueError, match="load: .*odd.npz"):
         fastnn.load(tmp_path / "odd.npz")
     assert fastnn.load(tmp_path / "m.npz").layers[0].init_scale == pytest.approx(0.1)
+
+
+def test_load_names_a_damaged_end_record_and_refuses_what_is_not_a_regular_file(tmp_path):
+    import os
+    _, path = saved(tmp_path)
+    raw = bytearray(path.read_bytes())
+    raw[-4] ^= 0x20  # the end-of-central-directory record (an OSError from zipfile before)
+    (tmp_path / "eocd.npz").write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match="load: .*eocd.npz"):
+        fastnn.load(tmp_path / "eocd.npz")
+    os.mkfifo(tmp_path / "fifo")  # (open() of a pipe would wait for a writer forever)
+    with pytest.raises(ValueError, match="not a regular file"):
+        fastnn.load(tmp_path / "fifo")
+    with pytest.raises(ValueError, match="not a regular file"):
+        fastnn.load(tmp_path)
+
+
+def test_fit_with_batchnorm_needs_batches_of_two_rows():
+    X, y = data(10)
+    model = bn_model()
+    with pytest.raises(ValueError, match="batch_size must be >= 2 for a model with BatchNorm"):
+        model.fit(X, y, epochs=1, batch_size=1, verbose=False)
+    assert model.n_features is None
+
+
+def test_save_removes_temporary_files_left_by_killed_writers(tmp_path):
+    import os
+    model, _ = saved(tmp_path)
+    dead = tmp_path / ".m.npz.999999999.abcd.tmp"  # (no such process)
+    live = tmp_path / f".m.npz.{os.getpid()}.abcd.tmp"  # (a writer still at work)
+    dead.write_bytes(b"half")
+    live.write_bytes(b"half")
+    model.save(tmp_path / "m.npz")
+    assert not dead.exists() and live.exists()
+    assert fastnn.load(tmp_path / "m.npz").count_params() == model.count_params()

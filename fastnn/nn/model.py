@@ -11,6 +11,7 @@ import json
 import math
 import numbers
 import os
+import stat
 import threading
 import weakref
 import zipfile
@@ -432,6 +433,9 @@ class Sequential:
             X, y, X_val, y_val = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
         has_validation = validation_data is not None or bool(validation_split)
         self._check_batch_rows(fn, X.shape[0])
+        if batch_size < 2 and self._folds_single_row():
+            raise ValueError(f"{fn}: batch_size must be >= 2 for a model with BatchNorm (batch "
+                             f"statistics), got {batch_size}")
         optimizer = self._optimizer(fn, optimizer, X.shape[1])
         logged = ["loss", "accuracy", "lr"] + (["val_loss", "val_accuracy"] if has_validation
                                                else [])
@@ -681,18 +685,22 @@ def load(path, backend=None):
     """
     _backend.get(backend)  # ValueError (unknown) or RuntimeError (no GPU) before any reading
     path_name = os.fspath(path)
-    try:
-        with zipfile.ZipFile(path_name) as archive:
-            return _load_model(archive, backend)
-    except _Damaged as error:
-        raise ValueError(f"load: {path_name} is not a fastnn model file, or it is truncated or "
-                         f"damaged ({error})") from None
-    except zipfile.BadZipFile as error:
-        raise ValueError(f"load: {path_name} is not a fastnn model file or it is truncated "
-                         f"(not a readable zip archive: {error})") from None
-    except (EOFError, zlib.error, NotImplementedError) as error:
-        raise ValueError(f"load: {path_name} is truncated or damaged ({type(error).__name__}: "
-                         f"{error})") from None
+    if not stat.S_ISREG(os.stat(path_name).st_mode):  # (FileNotFoundError when missing)
+        raise ValueError(f"load: {path_name} is not a regular file (a folder, pipe or device)")
+    with open(path_name, "rb") as file:
+        try:
+            with zipfile.ZipFile(file) as archive:
+                return _load_model(archive, backend)
+        except _Damaged as error:
+            raise ValueError(f"load: {path_name} is not a fastnn model file, or it is truncated "
+                             f"or damaged ({error})") from None
+        except zipfile.BadZipFile as error:
+            raise ValueError(f"load: {path_name} is not a fastnn model file or it is truncated "
+                             f"(not a readable zip archive: {error})") from None
+        except (OSError, EOFError, zlib.error, NotImplementedError) as error:
+            # (reading a file that is open: what fails is the archive's contents)
+            raise ValueError(f"load: {path_name} is truncated or damaged "
+                             f"({type(error).__name__}: {error})") from None
 
 
 def _load_model(archive, backend):
