@@ -21,9 +21,11 @@ def _option(name):
     return "--" + name.replace("_", "-")
 
 
-def _count(option, value, low=1):
+def _count(option, value, low=1, high=None):
     if value < low:
         raise _Failure(f"{option} must be an integer >= {low}, got {value}")
+    if high is not None and value > high:
+        raise _Failure(f"{option} must be an integer in [{low}, {high}], got {value}")
     return value
 
 
@@ -80,8 +82,14 @@ def _train(args):
     except train.OptionError as error:
         raise _Failure(f"{_option(error.name)}: {error}") from None
     except NonFiniteError as error:
-        raise _Failure(f"training diverged ({type(error).__name__}: {error}); try a lower "
-                       f"--lr or more --decay", 1) from None
+        hint = ("a smaller --l2 (a large L2 penalty makes the steps overflow)" if args.l2 >= 1
+                else "a lower --lr or more --decay")
+        raise _Failure(f"training diverged ({type(error).__name__}: {error}); try {hint}",
+                       1) from None
+    except MemoryError as error:
+        detail = str(error) or "MemoryError"
+        raise _Failure(f"out of memory ({detail}); try a smaller --hidden or --batch-size",
+                       1) from None
     except ImportError as error:  # scikit-learn for the digits
         raise _Failure(str(error), 1) from None
 
@@ -99,7 +107,7 @@ def _tune(args):
         from fastnn.tune import SearchFailedError, SpaceError, StorageError
         from fastnn.tune.parallel import WorkerDiedError
         from fastnn.tune.run import RANGES, run
-        from fastnn.tune.search import SettingsError
+        from fastnn.tune.search import MAX_HEARTBEAT, MAX_TRIALS, SettingsError
         from fastnn.train import OptionError
     except ImportError as error:
         raise _Failure(str(error), 1) from None
@@ -112,14 +120,14 @@ def _tune(args):
             raise _Failure(f"{option} must be LOW,HIGH (two {what}), got {text!r}") from None
         return low, high
 
-    trials = _count("--trials", args.trials)
+    trials = _count("--trials", args.trials, high=MAX_TRIALS)
     rounds = _count("--rounds", args.rounds)
     if rounds > trials:
         raise _Failure(f"--rounds must be <= --trials (each round runs trials), got --rounds "
                        f"{rounds} with --trials {trials}")
     _count("--epochs", args.epochs)
-    _count("--heartbeat", args.heartbeat)
-    _count("--seed", args.seed, 0)
+    _count("--heartbeat", args.heartbeat, high=MAX_HEARTBEAT)
+    _count("--seed", args.seed, 0, 2**32 - 1)
     if args.dask is not None and args.executor is not None:
         raise _Failure("--executor does not apply with --dask (the trials run on the cluster)")
     if args.dask not in (None, "local") and args.jobs is not None:

@@ -68,6 +68,10 @@ def check_options(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam",
         fail("epochs", f"epochs must be an integer >= 0, got {epochs!r}")
     if not _integer(batch_size) or batch_size < 1:
         fail("batch_size", f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if batch_size < 2 and hidden:  # each hidden layer has BatchNorm
+        fail("batch_size", f"batch_size must be an integer >= 2 (the model has BatchNorm: batch "
+                           f"statistics need 2 rows), got {batch_size!r}")
+    _check_memory(hidden, batch_size)
     if optimizer not in OPTIMIZERS:
         fail("optimizer", f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {optimizer!r}")
     try:
@@ -95,6 +99,36 @@ def check_options(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam",
             backends.get(backend)
         except (ValueError, RuntimeError, ImportError) as error:
             fail("backend", f"backend {backend!r} cannot run here: {error}")
+
+
+def _available_memory():
+    """Bytes of memory available here (MemAvailable on Linux, else the physical memory), or
+    None when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def _check_memory(hidden, batch_size, n_features=64, n_classes=10):
+    """``OptionError`` (hidden) when the MLP's parameters, gradients and optimizer moments (4
+    float32 copies) and one batch's activations cannot fit in the memory available."""
+    widths = (n_features, *hidden, n_classes)
+    parameters = sum(a * b for a, b in zip(widths, widths[1:]))
+    needed = 4 * (4 * parameters + 4 * batch_size * sum(widths))
+    available = _available_memory()
+    if available is not None and needed > available:
+        fail = f"{needed / 2**30:.3g} GiB" if needed < 2**70 else f"{needed:.3g} bytes"
+        raise OptionError("hidden", f"a model of {parameters:,} parameters needs about {fail} "
+                                    f"of memory to train, more than the "
+                                    f"{available / 2**30:.3g} GiB available here")
 
 
 def prepare_out(out, files=(), name="out"):
@@ -154,6 +188,9 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
     test_loss, test_accuracy = model.evaluate(X_test, y_test)
     model.save(os.path.join(out, "model.npz"))
     if plot and not history.epoch:
+        curve = os.path.join(out, "learning_curve.png")
+        if os.path.isfile(curve):  # an earlier run's curve must not pass for this one's
+            os.remove(curve)
         print("fastnn train: no epoch trained: no learning_curve.png", file=sys.stderr)
         plot = False
     if plot:

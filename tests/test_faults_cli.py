@@ -56,6 +56,9 @@ def places(tmp_path):
     (["--out", ""], "^fastnn train: --out: the output folder must be named"),
     (["--epochs", "-1"], "^fastnn train: --epochs: epochs must be an integer >= 0, got -1$"),
     (["--batch-size", "0"], "^fastnn train: --batch-size: batch_size must be an integer >= 1"),
+    (["--batch-size", "1"], "^fastnn train: --batch-size: .*>= 2 \\(the model has BatchNorm"),
+    (["--hidden", "99999999999"], "^fastnn train: --hidden: a model of .* parameters needs "
+                                  "about .* of memory"),
     (["--hidden", "16,x"], "^fastnn train: --hidden must be comma-separated integers"),
     (["--hidden", "0"], "^fastnn train: --hidden: Dense: units must be a positive integer"),
     (["--lr", "-1"], "^fastnn train: --lr: .*lr0 must be a finite number"),
@@ -131,10 +134,12 @@ def test_train_with_zero_epochs_skips_the_plot(tmp_path, capsys):
     pytest.importorskip("sklearn")
     pytest.importorskip("matplotlib")
     out = tmp_path / "run"
+    out.mkdir()
+    (out / "learning_curve.png").write_bytes(b"an earlier run's curve")
     assert main(["train", "--epochs", "0", "--hidden", "8", "--quiet", "--backend", "numpy",
                  "--out", str(out)]) == 0
     assert "no epoch trained: no learning_curve.png" in capsys.readouterr().err
-    assert sorted(p.name for p in out.iterdir()) == ["model.npz"]
+    assert sorted(p.name for p in out.iterdir()) == ["model.npz"]  # the old curve is gone
 
 
 @pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
@@ -143,6 +148,22 @@ def test_a_diverged_training_is_one_line_with_status_1(tmp_path):
     fails(["train", *QUICK, "--lr", "1e30", "--out", str(tmp_path / "run")],
           "^fastnn train: training diverged \\(TrainingDivergedError: .*\\); try a lower --lr",
           status=1)
+
+
+@pytest.mark.parametrize("error, match", [
+    (MemoryError(), "^fastnn train: out of memory \\(MemoryError\\); try a smaller --hidden"),
+    ("diverged", "^fastnn train: training diverged .*; try a smaller --l2"),
+])
+def test_out_of_memory_and_a_huge_l2_are_one_line_with_status_1(tmp_path, monkeypatch, error,
+                                                                 match):
+    import fastnn.train
+    from fastnn.errors import NonFiniteError
+
+    def work(**kwargs):
+        raise NonFiniteError("loss overflowed") if error == "diverged" else error
+
+    monkeypatch.setattr(fastnn.train, "run", work)
+    fails(["train", "--l2", "1e308", "--out", str(tmp_path)], match, status=1)
 
 
 def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
@@ -191,6 +212,13 @@ TUNE = ["tune", "--trials", "2", "--epochs", "1", "--hidden", "8,8", "--quiet"]
     (["--epochs", "0"], "^fastnn tune: --epochs must be an integer >= 1, got 0$"),
     (["--heartbeat", "0"], "^fastnn tune: --heartbeat must be an integer >= 1"),
     (["--seed", "-1"], "^fastnn tune: --seed must be an integer >= 0"),
+    (["--seed", "4294967296"], "^fastnn tune: --seed must be an integer in \\[0, 4294967295\\]"),
+    (["--trials", "1000000000000"], "^fastnn tune: --trials must be an integer in \\[1, "
+                                    "1000000\\]"),
+    (["--heartbeat", "99999999999999"], "^fastnn tune: --heartbeat must be an integer in "
+                                        "\\[1, 86400\\]"),
+    (["--storage", "sqlite://", "--jobs", "2"], "^fastnn tune: --storage: 'sqlite://' is an "
+                                                "in-memory database"),
     (["--dask", "local", "--executor", "thread"], "^fastnn tune: --executor does not apply"),
     (["--dask", "tcp://127.0.0.1:1", "--jobs", "2"], "^fastnn tune: --jobs does not apply"),
     (["--dask", "foo://x"], "^fastnn tune: --dask: 'foo://x' is not a Dask scheduler address"),
@@ -275,3 +303,66 @@ def test_tune_storage_in_an_output_folder_that_holds_a_folder_named_tune_db(tmp_
     pytest.importorskip("optuna")
     (tmp_path / "out" / "tune.db").mkdir(parents=True)
     fails([*TUNE, "--out", str(tmp_path / "out")], "^fastnn tune: --out: storage: cannot open")
+
+
+def test_tune_checks_its_models_folder_and_storage_before_any_trial(tmp_path, no_work,
+                                                                     monkeypatch):
+    pytest.importorskip("optuna")
+    import sqlite3
+
+    import fastnn.tune.storage as storage
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "models").write_text("a file where the models folder goes")
+    fails([*TUNE, "--out", str(out)], "^fastnn tune: --out: '.*models' exists and is not a "
+                                      "folder$")
+    (out / "models").unlink()
+    # another application's SQLite file, with a table of the name Optuna uses
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("create table studies (id integer, name text)")
+    fails([*TUNE, "--out", str(out), "--storage", f"sqlite:///{other}"],
+          "^fastnn tune: --storage: cannot use .*other.db: it is not an Optuna database")
+    # a read-only SQLite file (os.access decides, also for root)
+    readonly = tmp_path / "readonly.db"
+    readonly.write_bytes(b"")
+    real = os.access
+    monkeypatch.setattr(storage.os, "access",
+                        lambda path, mode: real(path, mode) and str(path) != str(readonly))
+    fails([*TUNE, "--out", str(out), "--storage", f"sqlite:///{readonly}"],
+          "^fastnn tune: --storage: cannot open .*readonly.db.* is read-only")
+
+
+def test_ctrl_c_of_tune_with_two_worker_processes_ends_at_once(tmp_path):
+    """SIGINT to the process group while the workers start: one line, status 130, within
+    seconds, and no process of the group left."""
+    pytest.importorskip("optuna")
+    pytest.importorskip("sklearn")
+    import signal
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastnn", "tune", "--trials", "4", "--epochs", "20", "--hidden",
+         "30,60", "--jobs", "2", "--heartbeat", "1", "--quiet", "--out", str(tmp_path / "o")],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True)
+    time.sleep(2.0)
+    os.killpg(process.pid, signal.SIGINT)
+    try:
+        _, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert err.splitlines() == ["fastnn tune: interrupted; run the same command again to "
+                                "resume the search"], err
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail("worker processes are left")

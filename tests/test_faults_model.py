@@ -589,3 +589,13 @@ def test_save_removes_temporary_files_left_by_killed_writers(tmp_path):
     model.save(tmp_path / "m.npz")
     assert not dead.exists() and live.exists()
     assert fastnn.load(tmp_path / "m.npz").count_params() == model.count_params()
+
+
+def test_an_l2_factor_beyond_the_dtype_diverges_without_a_warning():
+    import warnings
+    X, y = data(20)
+    model = bn_model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(TrainingDivergedError, match="L2 factor"):
+            model.fit(X, y, epochs=1, l2=1e308, verbose=False)

@@ -304,7 +304,7 @@ def test_resume_from_a_damaged_checkpoint_names_it(digits, tmp_path):
     folder = tmp_path / "run" / "checkpoints"
     assert sorted(p.name for p in folder.iterdir()) == ["epoch-0001.json", "epoch-0001.npz"]
     assert sorted(p.name for p in (tmp_path / "run").iterdir()) == [
-        "checkpoints", "curve.csv", "curve.png"]  # no temporary files left
+        ".babysitter.lock", "checkpoints", "curve.csv", "curve.png"]  # no temporary files left
     resumed = Babysitter.resume(folder / "epoch-0001.npz", plot=False, verbose=False)  # a Path
     assert resumed.epoch == 1
     info = folder / "epoch-0001.json"
@@ -317,3 +317,150 @@ def test_resume_from_a_damaged_checkpoint_names_it(digits, tmp_path):
     with pytest.raises(ValueError, match="epoch-0001.npz is not a fastnn model"):
         Babysitter.resume(str(folder / "epoch-0001.npz"), verbose=False)
     np.testing.assert_equal(resumed.history["loss"], run.history["loss"])
+
+
+# --- red-team pass 3 -------------------------------------------------------------------------
+
+def tiny_model_objective(trial, hidden):
+    """Saves an (unbuilt-then-built) model of ``hidden`` units; the value is hidden."""
+    model = build_mlp((hidden,), 10)
+    model.build(64)
+    trial.save_model(model)
+    return float(hidden)
+
+
+def test_two_studies_sharing_a_model_dir_keep_their_own_models(tmp_path):
+    from fastnn.tune.trial import model_file
+
+    models = str(tmp_path / "models")
+    a = search(tiny_model_objective, {"hidden": IntRange(8, 9)}, 2, study_name="A",
+               model_dir=models, progress=False)
+    search(tiny_model_objective, {"hidden": IntRange(30, 40)}, 2, study_name="B",
+           model_dir=models, progress=False)
+    assert a.best_model().layers[0].units == a.best.hyperparameters["hidden"]
+    assert sorted(os.listdir(models)) == ["A-trial-0000.npz", "A-trial-0001.npz",
+                                          "B-trial-0000.npz", "B-trial-0001.npz"]
+    assert model_file("../x/.y", 3) == "%2E.%2Fx%2F.y-trial-0003.npz"
+    assert len(model_file("s" * 500, 1)) < 100 and model_file("s" * 500, 1) != \
+        model_file("s" * 499, 1)
+
+
+@pytest.mark.filterwarnings("ignore:.*:optuna.exceptions.ExperimentalWarning")
+def test_memory_errors_and_huge_values_are_failed_trials(caplog):
+    def objective(trial, x):
+        if x < 0.5:
+            raise MemoryError("Unable to allocate 9 TiB")
+        return 10**400
+
+    result = search(objective, {"x": Uniform(0, 1)}, 6, seed=1, progress=False)
+    assert result.counts() == {"FAIL": 6}
+    reasons = {t.reason.split(" (")[0] for t in result.failed}
+    assert reasons == {"out of memory", "the objective returned a number too large for a float"}
+
+
+def test_search_bounds_trials_heartbeat_and_seed():
+    for kwargs, match in [({"n_trials": 10**12}, "n_trials must be an integer in \\[1, 1000000"),
+                          ({"heartbeat": 10**14}, "heartbeat must be an integer in \\[1, 86400"),
+                          ({"seed": 2**32}, "seed must be an integer < 2\\*\\*32"),
+                          ({"jobs": 2, "storage": "sqlite://", "executor": "thread"},
+                           "in-memory database")]:
+        kwargs = {"n_trials": 2, **kwargs}
+        with pytest.raises(ValueError, match=match):
+            search(sometimes_nan, {"x": Uniform(0, 1)}, progress=False, **kwargs)
+
+
+def test_a_script_without_the_main_guard_is_told_so(tmp_path):
+    script = tmp_path / "unguarded.py"
+    script.write_text(textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from fastnn.tune import Uniform, search
+        from fastnn.tune.trial import FAIL_REASON  # noqa: F401
+
+        def objective(trial, x):
+            return x
+
+        search(objective, {{"x": Uniform(0, 1)}}, 2, jobs=2,
+               storage="sqlite:///{tmp_path}/t.db", progress=False)
+    """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                       timeout=120, cwd=tmp_path)
+    assert r.returncode != 0
+    assert 'if __name__ == "__main__":' in r.stderr.splitlines()[-1], r.stderr[-2000:]
+    assert "killed, or out of memory" not in r.stderr
+
+
+class Unpicklable(Exception):
+    def __init__(self, a, b):  # pickle calls Unpicklable(message): a TypeError there
+        super().__init__(f"{a} and {b}")
+
+
+class RaisesUnpicklable:
+    def __call__(self, trial, x):
+        raise Unpicklable("bad", "worse")
+
+
+def test_an_objective_error_that_cannot_come_back_from_a_worker_keeps_its_text(tmp_path):
+    with pytest.raises(RuntimeError, match="^Unpicklable: bad and worse$"):
+        search(RaisesUnpicklable(), {"x": Uniform(0, 1)}, 2, jobs=2,
+               storage=f"sqlite:///{tmp_path}/t.db", progress=False)
+
+
+def test_two_babysitters_cannot_share_a_folder(digits, tmp_path):
+    from fastnn.tune.babysit import FolderInUseError
+
+    X, y = digits
+    first = Babysitter(build_mlp((8,), 10), "adam", out=str(tmp_path / "run"), plot=False,
+                       verbose=False)
+    second = Babysitter(build_mlp((24,), 10), "adam", out=str(tmp_path / "run"), plot=False,
+                        verbose=False)
+    os.makedirs(tmp_path / "run")
+    with first._lock():  # first is training
+        with pytest.raises(FolderInUseError, match=f"folder '{tmp_path / 'run'}' is in use by "
+                                                   f"another Babysitter \\(process {os.getpid()}"):
+            second.train(X, y, 1)
+    assert not os.listdir(tmp_path / "run" / "checkpoints")
+    second.train(X, y, 1)  # once free
+    assert second.epoch == 1
+
+
+def test_resume_checks_the_checkpoint_pair_and_its_json(digits, tmp_path):
+    X, y = digits
+    for name, width in (("run", 16), ("other", 12)):
+        Babysitter(build_mlp((width,), 10), optim.Adam(3e-3), out=str(tmp_path / name),
+                   plot=False, verbose=False).train(X, y, 2)
+    folder = tmp_path / "run" / "checkpoints"
+    model, info = folder / "epoch-0002.npz", folder / "epoch-0002.json"
+    good = json.loads(info.read_text())
+    with pytest.raises(ValueError, match="epoch-0002.npz and .*epoch-0002.json are not a pair"):
+        Babysitter.resume(_swap(model, tmp_path / "other"), verbose=False)
+    model.write_bytes((tmp_path / "saved.npz").read_bytes())  # restore
+    first = {k: v[:1] for k, v in good["history"].items()}
+    for change, match in [({"epoch": 1, "history": first},
+                           "is for epoch 1, not the 2 of its file name"),
+                          ({"batch_size": 1}, "batch_size must be an integer >= 2"),
+                          ({"l2": -1}, "l2 must be a finite number >= 0"),
+                          ({"changes": [{"epoch": 1, "lr": -1}]}, "lr"),
+                          ({"changes": [{"epoch": 1, "nope": 1}]}, "sets 'nope'"),
+                          ({"history": {**good["history"], "loss": ["x", 1]}}, "history")]:
+        info.write_text(json.dumps({**good, **change}))
+        with pytest.raises(ValueError, match=f"Babysitter.resume: .*epoch-0002.json.*{match}"):
+            Babysitter.resume(model, verbose=False)
+    info.write_text(json.dumps(good))
+    elsewhere = tmp_path / "copy"
+    elsewhere.mkdir()
+    for path in (model, info):
+        (elsewhere / path.name).write_bytes(path.read_bytes())
+    with pytest.raises(ValueError, match="not in the checkpoints folder of a run.*pass out="):
+        Babysitter.resume(elsewhere / "epoch-0002.npz", verbose=False)
+    resumed = Babysitter.resume(elsewhere / "epoch-0002.npz", out=str(tmp_path / "r2"),
+                                verbose=False)
+    assert resumed.epoch == 2 and resumed.out == str(tmp_path / "r2")
+
+
+def _swap(model, other):
+    """Keep ``model`` in saved.npz beside its run and put the other run's epoch-0002.npz in its
+    place (a kill between the .npz and the .json of a checkpoint)."""
+    (model.parents[2] / "saved.npz").write_bytes(model.read_bytes())
+    model.write_bytes((other / "checkpoints" / model.name).read_bytes())
+    return model

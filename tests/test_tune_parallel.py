@@ -52,7 +52,7 @@ def test_two_processes_store_every_trial(tmp_path):
     pids = {pid for pid, _ in workers(result)}  # both, unless one started much later
     assert 1 <= len(pids) <= 2 and os.getpid() not in pids
     assert {threads for _, threads in workers(result)} == {1}
-    assert len(list((tmp_path / "models").glob("trial-*.npz"))) == 6
+    assert len(list((tmp_path / "models").glob("two-trial-*.npz"))) == 6  # per study
 
 
 def test_threads_share_an_in_memory_study():

@@ -306,6 +306,9 @@ class Sequential:
         self._backward(dZ)
         if l2:
             m = X.shape[0]
+            if l2 / m > float(np.finfo(self.dtype).max):
+                raise NonFiniteError(f"the L2 factor l2 / m = {l2 / m:.3g} overflows "
+                                     f"{self.dtype}")
             for W, dW in self._regularized:
                 loss += l2 / (2 * m) * k.sum_squares(W)
                 k.add_scaled(dW, l2 / m, W)

@@ -21,19 +21,65 @@ NNNN) with ``epoch-NNNN.json`` (the epoch, the settings, the history and the cha
 ``control.json``, which you write: before every epoch, if it changed, its hyperparameters are
 set ({"lr": 0.001, "beta1": 0.95}) and {"stop": true} ends training after a checkpoint.
 """
+import contextlib
 import csv
+import hashlib
 import json
+import math
+import numbers
 import os
+import re
 import warnings
+
+try:
+    import fcntl
+except ImportError:  # Windows: no folder lock
+    fcntl = None
 
 from tqdm.auto import tqdm
 
 from fastnn import optim
 from fastnn.files import atomic_write
-from fastnn.nn import History, load
+from fastnn.nn import BatchNorm, History, load
 from fastnn.tune.space import derive_seed
 
-__all__ = ["Babysitter", "ControlFile"]
+__all__ = ["Babysitter", "ControlFile", "FolderInUseError"]
+
+#: The lock file a training Babysitter holds in its ``out`` folder.
+LOCK = ".babysitter.lock"
+
+
+class FolderInUseError(RuntimeError):
+    """Another Babysitter is training into the same ``out`` folder (it holds the folder's lock):
+    two runs would overwrite each other's checkpoints and curve."""
+
+
+def _integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+def _real(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_settings(fn, model, batch_size, l2):
+    """ValueError unless batch_size is an integer >= 1 (>= 2 for a model with BatchNorm) and l2
+    a finite number >= 0."""
+    low = 2 if any(isinstance(layer, BatchNorm) for layer in getattr(model, "layers", ())) else 1
+    if not _integer(batch_size) or batch_size < low:
+        why = " (the model has BatchNorm: batch statistics need 2 rows)" if low == 2 else ""
+        raise ValueError(f"{fn}: batch_size must be an integer >= {low}{why}, got "
+                         f"{batch_size!r}")
+    if not (_real(l2) and math.isfinite(l2) and l2 >= 0):
+        raise ValueError(f"{fn}: l2 must be a finite number >= 0, got {l2!r}")
+
+
+def _sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 class Babysitter:
@@ -54,6 +100,7 @@ class Babysitter:
                  hooks=(), plot=True, verbose=True):
         optimizer = optim.get(optimizer, "Babysitter")
         derive_seed(seed)  # checks the seed
+        _check_settings("Babysitter", model, batch_size, l2)
         self.model, self.optimizer, self.out = model, optimizer, out
         self.batch_size, self.l2, self.seed = batch_size, l2, seed
         self.hooks, self.plot, self.verbose = list(hooks), plot, verbose
@@ -91,7 +138,7 @@ class Babysitter:
         os.makedirs(os.path.join(self.out, "checkpoints"), exist_ok=True)
         hooks = [ControlFile(os.path.join(self.out, "control.json")), *self.hooks]
         self._stop = False
-        with tqdm(total=epochs, initial=min(self.epoch, epochs), unit="epoch",
+        with self._lock(), tqdm(total=epochs, initial=min(self.epoch, epochs), unit="epoch",
                   disable=not self.verbose) as bar:
             while self.epoch < epochs:
                 for hook in hooks:
@@ -116,6 +163,29 @@ class Babysitter:
 
     # --- files ---------------------------------------------------------------------------------
 
+    @contextlib.contextmanager
+    def _lock(self):
+        """Hold ``out``'s lock (``FolderInUseError`` when another Babysitter holds it)."""
+        if fcntl is None:
+            yield
+            return
+        path = os.path.join(self.out, LOCK)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip()
+                raise FolderInUseError(
+                    f"Babysitter.train: the folder {self.out!r} is in use by another Babysitter"
+                    f"{f' (process {holder})' if holder else ''}: two runs in one folder would "
+                    f"overwrite each other's checkpoints; pass another out") from None
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
     def checkpoint_path(self, epoch):
         """The checkpoint written after ``epoch`` epochs (model file; the .json beside it)."""
         return os.path.join(self.out, "checkpoints", f"epoch-{epoch:04d}.npz")
@@ -124,10 +194,12 @@ class Babysitter:
         """Write the checkpoint of the current epoch; returns its path."""
         path = self.checkpoint_path(self.epoch)
         self.model.save(path)
+        # the model file's hash binds the pair: a kill between the two writes leaves a .json
+        # that resume finds is not this model's
         info = {"epoch": self.epoch, "batch_size": self.batch_size, "l2": self.l2,
                 "seed": self.seed, "history": {"epoch": self.history.epoch,
                                                **self.history.history},
-                "changes": self.changes}
+                "changes": self.changes, "model_sha256": _sha256(path)}
         with atomic_write(path[:-len(".npz")] + ".json", "w") as f:
             json.dump(info, f, indent=1)
         return path
@@ -136,16 +208,49 @@ class Babysitter:
     def resume(cls, checkpoint, *, out=None, hooks=(), plot=True, verbose=True):
         """The Babysitter as it was when ``checkpoint`` (an epoch-NNNN.npz) was written: model,
         optimizer state and hyperparameters, epoch, history and settings. out: where to go on
-        writing (default: the run's folder, the checkpoint's grandparent)."""
+        writing (default: the run's folder, the checkpoint's grandparent; a checkpoint that is
+        not in a ``checkpoints`` folder needs ``out``). The checkpoint and its .json are checked
+        to be a pair, and the .json's content (ValueError naming the file)."""
+        fn = "Babysitter.resume"
         checkpoint = os.fspath(checkpoint)
-        info_path = checkpoint[:-len(".npz")] + ".json" if checkpoint.endswith(".npz") else None
+        match = re.fullmatch(r"epoch-(\d+)\.npz", os.path.basename(checkpoint))
+        info_path = checkpoint[:-len(".npz")] + ".json" if match else None
         if info_path is None or not os.path.isfile(info_path):
-            raise ValueError(f"Babysitter.resume: checkpoint must be an epoch-NNNN.npz written by "
+            raise ValueError(f"{fn}: checkpoint must be an epoch-NNNN.npz written by "
                              f"Babysitter, with its .json beside it, got {checkpoint!r}")
+        folder = os.path.dirname(os.path.abspath(checkpoint))
+        if out is None:
+            if os.path.basename(folder) != "checkpoints":
+                raise ValueError(f"{fn}: {checkpoint!r} is not in the checkpoints folder of a "
+                                 f"run, so where to go on writing is unknown; pass out=FOLDER")
+            out = os.path.dirname(folder)
         model = load(checkpoint)
         info = _read_info(info_path)
-        if out is None:
-            out = os.path.dirname(os.path.dirname(os.path.abspath(checkpoint)))
+        if info["epoch"] != int(match[1]):
+            raise ValueError(f"{fn}: {info_path} is for epoch {info['epoch']}, not the "
+                             f"{int(match[1])} of its file name: it is not this checkpoint's")
+        if "model_sha256" in info and info["model_sha256"] != _sha256(checkpoint):
+            raise ValueError(f"{fn}: {checkpoint} and {info_path} are not a pair (the .json was "
+                             f"written with another model file: a run killed between writing "
+                             f"the two?); resume from an earlier checkpoint")
+        try:
+            _check_settings(fn, model, info["batch_size"], info["l2"])
+            derive_seed(info["seed"])
+            checks = type(model.optimizer).hyperparameters
+            for change in info["changes"]:
+                if not (isinstance(change, dict) and _integer(change.get("epoch"))
+                        and 0 <= change["epoch"] <= info["epoch"]):
+                    raise ValueError(f"a change {change!r} lacks an epoch in [0, "
+                                     f"{info['epoch']}]")
+                for name, value in change.items():
+                    if name == "epoch":
+                        continue
+                    if name not in checks:
+                        raise ValueError(f"a change sets {name!r}, which "
+                                         f"{type(model.optimizer).__name__} does not have")
+                    checks[name](fn, name, value)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{fn}: {info_path} is damaged: {error}") from None
         sitter = cls(model, model.optimizer, out=out, batch_size=info["batch_size"],
                      l2=info["l2"], seed=info["seed"], hooks=hooks, plot=plot, verbose=verbose)
         history = info["history"]
@@ -186,13 +291,15 @@ def _read_info(path):
             raise ValueError(f"{fn}: {path} lacks {key!r}: it is damaged or not a Babysitter "
                              f"checkpoint's")
     history, epoch = info["history"], info["epoch"]
-    if (not isinstance(epoch, int) or epoch < 0 or not isinstance(history, dict)
+    if (not _integer(epoch) or epoch < 0 or not isinstance(history, dict)
             or not isinstance(history.get("epoch"), list)
             or not all(isinstance(v, list) and len(v) == len(history["epoch"])
                        for v in history.values())
-            or not isinstance(info["changes"], list)):
+            or not isinstance(info["changes"], list)
+            or history["epoch"] != list(range(epoch))
+            or not all(_real(x) for key, v in history.items() if key != "epoch" for x in v)):
         raise ValueError(f"{fn}: {path} is damaged: its epoch, history or changes do not fit "
-                         f"together")
+                         f"together (a history of numbers, one per epoch before {epoch!r})")
     return info
 
 

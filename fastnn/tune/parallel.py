@@ -27,6 +27,7 @@ import functools
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import signal
 import sys
@@ -81,9 +82,62 @@ logging.getLogger("optuna.study._optimize").addFilter(_HandledFailures())
 
 def _exit_with_parent(parent):
     """Worker initializer: end this process when ``parent`` (the pid of the process that started
-    it) dies, so that killing a search leaves no workers behind."""
+    it) dies, so that killing a search leaves no workers behind. Ctrl-C is the parent's to
+    handle (it ends the workers): workers ignore SIGINT (inherited from the moment they are
+    started, see ``Workers.map``)."""
+    with _suppress_errors():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _kill_with_parent()
     _watch_parent(parent)
+
+
+class _suppress_errors:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        return kind is not None and issubclass(kind, (ValueError, OSError, AttributeError))
+
+
+class _sigint_ignored:
+    """Block SIGINT in this thread while workers are started, so that they start with SIGINT
+    blocked (the signal mask is inherited through fork and exec): a Ctrl-C while a worker starts
+    up does not raise KeyboardInterrupt in it. This process still gets it (once unblocked, or
+    in another thread)."""
+
+    def __enter__(self):
+        self._previous = None
+        if hasattr(signal, "pthread_sigmask"):
+            self._previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        return self
+
+    def __exit__(self, *exc_info):
+        if self._previous is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, self._previous)
+
+
+def _main_unguarded():
+    """Whether this process's main module is a script without ``if __name__ == "__main__":``
+    (which the "spawn" workers re-run when they import it); False when that cannot be told."""
+    main = sys.modules.get("__main__")
+    spec_name = getattr(getattr(main, "__spec__", None), "name", "") or ""
+    path = getattr(main, "__file__", None)
+    if not path or spec_name.endswith("__main__") and spec_name != "__main__":
+        return False
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            source = f.read()
+    except OSError:
+        return False
+    return not re.search(r"""__name__\s*==\s*['"]__main__['"]|['"]__main__['"]\s*==\s*__name__""",
+                         source)
+
+
+#: Why workers die at once in a script without the main-module guard.
+UNGUARDED = ("search: the worker processes could not start: a script that runs a search with "
+             "jobs > 1 (executor='process') must call it under `if __name__ == \"__main__\":` "
+             "(each worker is a new Python process that imports the main module, which must not "
+             "start a search again); or use executor='thread'")
 
 
 def _kill_with_parent():
@@ -142,6 +196,9 @@ class Workers:
         if self.dask:
             self._pool = self.executor.get_executor(pure=False)  # pure=False: every task runs
         elif self.jobs > 1 and self.executor == "process":
+            if getattr(multiprocessing.current_process(), "_inheriting", False):
+                # a worker importing an unguarded main module, which starts a search again
+                raise SystemExit(f"fastnn worker {os.getpid()}: {UNGUARDED}")
             self._pool = concurrent.futures.ProcessPoolExecutor(
                 self.jobs, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_exit_with_parent, initargs=(os.getpid(),))
@@ -149,10 +206,16 @@ class Workers:
             self._pool = concurrent.futures.ThreadPoolExecutor(self.jobs)
         return self
 
-    def __exit__(self, *exc_info):
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
+    def __exit__(self, kind, error, tb):
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        if kind is None:
+            pool.shutdown(wait=True)
+        elif isinstance(pool, concurrent.futures.ProcessPoolExecutor):
+            _stop_processes(pool)
+        else:  # threads cannot be stopped: the running trials end, the others are cancelled
+            pool.shutdown(wait=True, cancel_futures=True)
 
     def map(self, fn, calls):
         """``fn(*args)`` for each ``args`` of ``calls``; yield the results as they come. The first
@@ -161,12 +224,17 @@ class Workers:
             for args in calls:
                 yield fn(*args)
             return
-        futures = [self._pool.submit(fn, *args) for args in calls]
+        futures = []
         try:
+            with _sigint_ignored():  # workers start here (one per submit, up to jobs)
+                for args in calls:
+                    futures.append(self._pool.submit(fn, *args))
             for future in concurrent.futures.as_completed(futures):
                 try:
                     result = future.result()
                 except BrokenProcessPool:
+                    if _main_unguarded():
+                        raise WorkerDiedError(UNGUARDED) from None
                     raise WorkerDiedError(
                         "search: a worker process died in the middle of a trial (killed, or out "
                         "of memory); run the same search again to resume it (the trial runs "
@@ -175,6 +243,39 @@ class Workers:
         finally:
             for future in futures:
                 future.cancel()
+
+
+def _stop_processes(pool, timeout=5.0):
+    """End a process pool now (Ctrl-C, an error): kill its workers, cancel what is left, and wait
+    for none of them forever (the queue that feeds the dead workers is not joined at exit)."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    queue = getattr(pool, "_call_queue", None)
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if queue is not None:
+        with _suppress_errors():
+            queue.cancel_join_thread()
+    for process in processes:
+        with _suppress_errors():
+            process.kill()
+    pool.shutdown(wait=False, cancel_futures=True)
+    deadline = time.monotonic() + timeout
+    for process in processes:
+        with _suppress_errors():
+            process.join(max(0.0, deadline - time.monotonic()))
+    if manager is not None:
+        manager.join(max(0.0, deadline - time.monotonic()))
+
+
+def _plain(error):
+    """``error`` if it survives pickling (to go back to the search's process), else a
+    RuntimeError with its type and text."""
+    try:
+        pickle.loads(pickle.dumps(error))
+    except Exception:
+        plain = RuntimeError(f"{type(error).__name__}: {error}")
+        plain.__traceback__ = error.__traceback__
+        return plain
+    return error
 
 
 @dataclass(frozen=True)
@@ -212,10 +313,18 @@ class TrialTask:
             if claimed(study.get_trials(deepcopy=False), round_, index):
                 return None, "DUPLICATE", None, None  # another process has started it
             finished = []
-            study.optimize(functools.partial(call_objective, self.objective, self.model_dir,
-                                             round_, index, space), n_trials=1,
-                           catch=(TrialFailed, DuplicateTrial),
-                           callbacks=[lambda _, trial: finished.append(trial)])
+            try:
+                study.optimize(functools.partial(call_objective, self.objective, self.model_dir,
+                                                 round_, index, space), n_trials=1,
+                               catch=(TrialFailed, DuplicateTrial),
+                               callbacks=[lambda _, trial: finished.append(trial)])
+            except Exception as error:
+                if multiprocessing.parent_process() is None:  # in the search's own process
+                    raise
+                plain = _plain(error)  # an exception that cannot go back would break the pool
+                if plain is error:
+                    raise
+                raise plain from None
             trial = finished[0]
             if "round" not in trial.user_attrs:  # a DuplicateTrial: another process runs it
                 return trial.number, "DUPLICATE", None, None

@@ -24,9 +24,10 @@ from fastnn.nn import load
 from fastnn.train import OptionError, have_matplotlib, prepare_out
 from fastnn.tune.objectives import MLPObjective
 from fastnn.tune.plots import plot_grid_vs_random, plot_trials
-from fastnn.tune.search import SearchFailedError, _count, _summary, grid_vs_random, search
+from fastnn.tune.search import (MAX_HEARTBEAT, SearchFailedError, _count, _summary,
+                                grid_vs_random, search)
 from fastnn.tune.space import IntRange, LogUniform, OneMinusLogUniform, SearchSpace
-from fastnn.tune.storage import StorageError, open_storage
+from fastnn.tune.storage import StorageError, in_memory, open_storage
 
 __all__ = ["DASK_TIMEOUT", "RANGES", "digits_space", "run"]
 
@@ -66,13 +67,18 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
         space = SearchSpace({**digits_space().distributions, **(space or {})})
     objective = MLPObjective(epochs=epochs, seed=seed)
     objective.check_space(space)  # a bad range fails now, not when its bad value is drawn
-    heartbeat = _count("heartbeat", heartbeat)
+    heartbeat = _count("heartbeat", heartbeat, MAX_HEARTBEAT)
+    if in_memory(storage) and (dask is not None or jobs > 1):
+        raise StorageError(f"storage: {storage!r} is an in-memory database, which trials in "
+                           f"other processes or threads cannot share; use a file "
+                           f"(sqlite:///tune.db), or one job")
     if dask not in (None, "local"):
         _check_reachable(dask)
     plots = have_matplotlib()
     if storage is not None:
         open_storage(storage, heartbeat)  # a bad URL fails now (StorageError), ...
     prepare_out(out, FILES)
+    prepare_out(os.path.join(out, "models"), name="out")  # the trials' models go there
     if storage is None:
         storage = f"sqlite:///{os.path.join(out, 'tune.db')}"
         try:

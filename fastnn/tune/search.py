@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 from fastnn.nn import load
 from fastnn.tune.parallel import TrialTask, Workers
 from fastnn.tune.space import SearchSpace, derive_seed
-from fastnn.tune.storage import open_storage
+from fastnn.tune.storage import in_memory, open_storage
 from fastnn.tune.trial import FAIL_REASON, check_objective, finished, holds
 
 __all__ = ["SAMPLERS", "SearchFailedError", "SearchResult", "SettingsError", "TrialRecord",
@@ -186,9 +186,16 @@ def _real(value):
     return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
-def _count(name, value):
+#: The most trials a search plans (its plan is made up front), and the longest heartbeat (s).
+MAX_TRIALS = 10**6
+MAX_HEARTBEAT = 86400
+
+
+def _count(name, value, high=None):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"search: {name} must be an integer >= 1, got {value!r}")
+    if high is not None and value > high:
+        raise ValueError(f"search: {name} must be an integer in [1, {high}], got {value!r}")
     return int(value)
 
 
@@ -229,7 +236,7 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
     tables. progress: a progress bar over trials.
     """
     space = SearchSpace(space)
-    n_trials, rounds = _count("n_trials", n_trials), _count("rounds", rounds)
+    n_trials, rounds = _count("n_trials", n_trials, MAX_TRIALS), _count("rounds", rounds)
     if rounds > n_trials:
         raise ValueError(f"search: rounds must be <= n_trials (each round runs trials), got "
                          f"rounds={rounds}, n_trials={n_trials}")
@@ -241,7 +248,9 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
         raise ValueError(f"search: margin must be a number > 0, got {margin!r}")
     if not isinstance(seed, numbers.Integral) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"search: seed must be an integer >= 0, got {seed!r}")
-    heartbeat = _count("heartbeat", heartbeat)
+    if seed >= 2**32:
+        raise ValueError(f"search: seed must be an integer < 2**32, got {seed!r}")
+    heartbeat = _count("heartbeat", heartbeat, MAX_HEARTBEAT)
     check_objective(objective, space.names)
     check_space = getattr(objective, "check_space", None)
     if callable(check_space):
@@ -249,7 +258,7 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
     pruner = _pruner(prune)
     workers = Workers(jobs, executor)
     if workers.remote:
-        if not isinstance(storage, str):
+        if not isinstance(storage, str) or in_memory(storage):
             raise ValueError(f"search: trials in other processes (jobs > 1 with executor="
                              f"'process', or Dask) need storage to be a database URL that every "
                              f"worker opens ('sqlite:///tune.db' on one machine, "
@@ -261,6 +270,10 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
                             f"(a module-level function or class instance; or executor='thread'): "
                             f"{type(error).__name__}: {error}") from None
 
+    if in_memory(storage) and jobs > 1:
+        raise ValueError(f"search: storage {storage!r} is an in-memory database, which trials "
+                         f"in other threads or processes cannot share; use a file "
+                         f"('sqlite:///tune.db'), or storage=None, or jobs=1")
     optuna_storage = open_storage(storage, heartbeat)
     study = optuna.create_study(storage=optuna_storage, study_name=study_name,
                                 direction="maximize", load_if_exists=True)

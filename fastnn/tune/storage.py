@@ -14,6 +14,7 @@ each ``heartbeat`` seconds, and a trial without one for 2 x ``heartbeat`` second
 killed) is marked failed, so that a resumed search runs it again.
 """
 import functools
+import os
 import random
 import time
 import warnings
@@ -21,7 +22,7 @@ import warnings
 import optuna
 import sqlalchemy
 
-__all__ = ["StorageError", "open_storage"]
+__all__ = ["StorageError", "in_memory", "open_storage"]
 
 
 class StorageError(RuntimeError):
@@ -41,6 +42,32 @@ def open_storage(storage, heartbeat=10):
     return _rdb_storage(storage, heartbeat)
 
 
+def in_memory(storage):
+    """Whether ``storage`` is a URL of an in-memory SQLite database ("sqlite://",
+    "sqlite:///:memory:"), which other processes cannot share."""
+    if not isinstance(storage, str) or not storage.startswith("sqlite"):
+        return False
+    try:
+        database = sqlalchemy.engine.make_url(storage).database
+    except sqlalchemy.exc.ArgumentError:
+        return False
+    return not database or database == ":memory:" or "mode=memory" in database
+
+
+def _check_sqlite_file(database, shown):
+    """StorageError when an SQLite file (or its folder, which holds its write-ahead log) cannot
+    be written."""
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    folder = os.path.dirname(os.path.abspath(database))
+    if os.path.isfile(database) and not os.access(database, os.R_OK | os.W_OK):
+        raise StorageError(f"storage: cannot open {shown}: the file {database!r} is read-only "
+                           f"(the search writes every trial into it)")
+    if os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"storage: cannot open {shown}: its folder {folder!r} is not "
+                           f"writable (SQLite keeps its write-ahead log there)")
+
+
 @functools.lru_cache(maxsize=None)
 def _rdb_storage(url, heartbeat):
     try:
@@ -49,6 +76,7 @@ def _rdb_storage(url, heartbeat):
         raise StorageError(f"storage: {url!r} is not a database URL; expected e.g. "
                            "'sqlite:///tune.db' or 'postgresql://user:password@host/db'") from None
     if url.startswith("sqlite"):
+        _check_sqlite_file(sqlalchemy.engine.make_url(url).database, shown)
         engine_kwargs = {"connect_args": {"timeout": 60}}
     elif url.startswith("postgresql"):
         engine_kwargs = {"connect_args": {"connect_timeout": 10}}
@@ -68,6 +96,12 @@ def _rdb_storage(url, heartbeat):
         sqlalchemy.event.listen(storage.engine, "connect", _sqlite_connect)
         sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
         storage.engine.dispose()  # the connections from now on are set up as above
+    try:  # another application's database with tables of the same names fails here, not later
+        storage.get_all_studies()
+    except Exception as error:
+        raise StorageError(f"storage: cannot use {shown}: it is not an Optuna database, or it is "
+                           f"damaged ({type(error).__name__}: "
+                           f"{(str(error).splitlines() or [''])[0]})") from None
     # Optuna's cache of finished trials, kept for the process: each study loaded from a bare
     # RDBStorage gets a new, empty cache and reads every trial again (quadratic in trials).
     return optuna.storages.get_storage(storage)

@@ -14,12 +14,14 @@ reads), ``callback()`` doing that from ``Sequential.fit``, ``set_attrs`` and ``s
 To run in other processes or on a Dask cluster the objective must be picklable: a module-level
 function, or an instance of a module-level class such as ``MLPObjective``.
 """
+import hashlib
 import inspect
 import math
 import numbers
 import os
 import socket
 import time
+import urllib.parse
 
 import numba
 import optuna
@@ -29,7 +31,7 @@ from fastnn.nn.callbacks import Callback
 from fastnn.tune.space import SearchSpace
 
 __all__ = ["FAIL_REASON", "DuplicateTrial", "Trial", "TrialFailed", "call_objective",
-           "check_objective", "claimed", "finished", "holds"]
+           "check_objective", "claimed", "finished", "holds", "model_file"]
 
 #: The user attribute holding why a trial failed (a failed trial that has it is finished: the
 #: search goes on past it, and a resumed search does not run it again).
@@ -99,15 +101,28 @@ class Trial:
             self.optuna_trial.set_user_attr(key, value)
 
     def save_model(self, model):
-        """Save ``model`` as ``model_dir/trial-NNNN.npz`` (nothing without a model_dir); returns
-        the path or None."""
+        """Save ``model`` as ``model_dir/STUDY-trial-NNNN.npz`` (STUDY: the study's name, made
+        safe for a file name; searches of several studies can share a model_dir); nothing without
+        a model_dir. Returns the path or None."""
         if self.model_dir is None:
             return None
         os.makedirs(self.model_dir, exist_ok=True)
-        path = os.path.join(self.model_dir, f"trial-{self.number:04d}.npz")
+        path = os.path.join(self.model_dir, model_file(self.optuna_trial.study.study_name,
+                                                       self.number))
         model.save(path)
         self.set_attrs(model=os.path.abspath(path))
         return path
+
+
+def model_file(study_name, number):
+    """The file name of trial ``number``'s model in study ``study_name``: the name
+    percent-encoded (no separators, no hidden file), shortened with a hash when long."""
+    name = urllib.parse.quote(str(study_name), safe="")
+    if name.startswith("."):
+        name = "%2E" + name[1:]
+    if len(name) > 80:
+        name = name[:60] + "~" + hashlib.sha256(str(study_name).encode()).hexdigest()[:16]
+    return f"{name}-trial-{number:04d}.npz"
 
 
 class _Report(Callback):
@@ -150,9 +165,10 @@ def call_objective(objective, model_dir, round_, index, space, optuna_trial):
     """The objective's value for an ``optuna.Trial``, trial ``index`` of round ``round_`` of a
     search: the hyperparameters are drawn from ``space`` (``SearchSpace.to_dict()``; the
     trial's sampler gives the planned values), then ``objective(Trial, **hyperparameters)`` runs.
-    A trial whose objective raises ``NonFiniteError`` (a diverged training) or returns NaN or inf
-    raises ``TrialFailed`` with the reason stored (the search records it as failed and goes on);
-    a value that is not a number raises ValueError (a bug in the objective: the search stops).
+    A trial whose objective raises ``NonFiniteError`` (a diverged training) or ``MemoryError``, or
+    returns NaN, inf or an integer too large for a float, raises ``TrialFailed`` with the
+    reason stored (the search records it as failed and goes on); a value that is not a number
+    raises ValueError (a bug in the objective: the search stops).
 
     Searches in several processes on one storage (two ``fastnn tune`` at once) may start the same
     planned trial together: each trial first claims (round, index) (user attribute "claim"), and
@@ -170,15 +186,23 @@ def call_objective(objective, model_dir, round_, index, space, optuna_trial):
         value = objective(trial, **params)
     except NonFiniteError as error:
         _fail(optuna_trial, f"{type(error).__name__}: {error}", error)
+    except MemoryError as error:  # a model too large for this machine: the next may fit
+        _fail(optuna_trial, f"out of memory (MemoryError{': ' * bool(str(error))}{error})",
+              error)
     finally:  # a pruned or failed trial keeps its curve too
         if trial.curve:
             optuna_trial.set_user_attr("curve", sorted(trial.curve.items()))
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise ValueError(f"search: the objective returned {value!r} for trial "
                          f"{optuna_trial.number} with {params}; it must return a finite number")
+    try:
+        value = float(value)
+    except OverflowError:  # an int beyond float's range, such as 10**400
+        _fail(optuna_trial, f"the objective returned a number too large for a float "
+                            f"({str(value)[:20]}...)")
     if not math.isfinite(value):
-        _fail(optuna_trial, f"the objective returned {float(value)!r}")
-    return float(value)
+        _fail(optuna_trial, f"the objective returned {value!r}")
+    return value
 
 
 def finished(trial):
