@@ -17,13 +17,14 @@ A layer object belongs to one model: ``Sequential`` rejects a layer listed twice
 another live model (fastnn has no weight sharing; make a new layer, or ``copy.deepcopy`` one).
 """
 import math
-import numbers
+import weakref
 
 import numpy as np
 
 from fastnn import backend as _backend
 from fastnn.kernels._names import ACTIVATIONS
 from fastnn.nn import initializers
+from fastnn.nn.checks import number
 from fastnn.nn.workspace import Workspace
 
 
@@ -103,19 +104,6 @@ class Layer:
         return f"{type(self).__name__}({args})"
 
 
-def _number(fn, name, value, low, high, low_open=False, high_open=False):
-    """``value`` as a float, checked to be a real number in the interval [low, high] (open at an
-    end where asked)."""
-    if not isinstance(value, numbers.Real) or isinstance(value, bool):
-        raise TypeError(f"{fn}: {name} must be a number, got {value!r} ({type(value).__name__})")
-    value = float(value)
-    if not (math.isfinite(value) and (low < value if low_open else low <= value)
-            and (value < high if high_open else value <= high)):
-        interval = f"{'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{fn}: {name} must be in {interval}, got {value!r}")
-    return value
-
-
 def _activation_name(name):
     name = "linear" if name is None else name
     if not isinstance(name, str) or name not in ACTIVATIONS:
@@ -140,7 +128,7 @@ class Dense(Layer):
             raise TypeError(f"Dense: use_bias must be True or False, got {use_bias!r}")
         self.units, self.activation = int(units), _activation_name(activation)
         self.init, self.use_bias = init, bool(use_bias)
-        self.init_scale = _number("Dense", "init_scale", init_scale, 0.0, math.inf, low_open=True,
+        self.init_scale = number("Dense", "init_scale", init_scale, 0.0, math.inf, low_open=True,
                                   high_open=True)
 
     def param_specs(self, n_in):
@@ -186,8 +174,8 @@ class BatchNorm(Layer):
 
     def __init__(self, decay=0.9, eps=1e-5):
         super().__init__()
-        self.decay = _number("BatchNorm", "decay", decay, 0.0, 1.0)
-        self.eps = _number("BatchNorm", "eps", eps, 0.0, math.inf, low_open=True, high_open=True)
+        self.decay = number("BatchNorm", "decay", decay, 0.0, 1.0)
+        self.eps = number("BatchNorm", "eps", eps, 0.0, math.inf, low_open=True, high_open=True)
         self.running_mean = self.running_var = None
 
     def param_specs(self, n_in):
@@ -287,7 +275,7 @@ class Dropout(Layer):
 
     def __init__(self, rate):
         super().__init__()
-        self.rate = _number("Dropout", "rate", rate, 0.0, 1.0, high_open=True)
+        self.rate = number("Dropout", "rate", rate, 0.0, 1.0, high_open=True)
         self.rng = np.random.default_rng(0)
         self.fixed_mask = False
         self._mask = None
@@ -314,6 +302,39 @@ class Dropout(Layer):
 
     def config(self):
         return dict(rate=self.rate)
+
+
+def fuse_activations(layers):
+    """Let each BatchNorm apply the Activation layer right after it (one pass over the data
+    instead of two); that Activation then passes its input through."""
+    for layer in layers:
+        if isinstance(layer, Activation):
+            layer.fused = False
+        elif isinstance(layer, BatchNorm):
+            layer.fused_activation = "linear"
+    for layer, following in zip(layers, layers[1:]):
+        if isinstance(layer, BatchNorm) and isinstance(following, Activation):
+            layer.fused_activation, following.fused = following.name, True
+
+
+def claim_layers(model, layers):
+    """Make ``model`` the owner of ``layers``, rejecting a layer listed twice or held by another
+    live model (one layer object in two places would share its parameters and its saved
+    activations, and give wrong gradients)."""
+    seen = {}
+    for i, layer in enumerate(layers):
+        if id(layer) in seen:
+            raise ValueError(f"Sequential: layer {i} ({layer!r}) is the same object as layer "
+                             f"{seen[id(layer)]}; a layer can be used once (fastnn has no weight "
+                             "sharing): make a new layer")
+        seen[id(layer)] = i
+        owner = layer.model
+        if owner is not None and owner is not model:
+            raise ValueError(f"Sequential: layer {i} ({layer!r}) is already in another model; a "
+                             "layer belongs to one model (fastnn has no weight sharing): make a "
+                             "new layer, or copy.deepcopy the other model")
+    for layer in layers:
+        layer._model = weakref.ref(model)
 
 
 LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, ReLU, Tanh, Sigmoid, Dropout)}

@@ -7,30 +7,23 @@ Keras-like use::
     history = model.fit(X, y, epochs=20, batch_size=64, optimizer=Adam(1e-3))
     model.predict(X_test)
 """
-import json
 import math
 import numbers
-import os
-import stat
 import threading
 import weakref
-import zipfile
-import zlib
 
 import numpy as np
 
 from fastnn import backend as _backend
 from fastnn import optim
 from fastnn.data import minibatch_indices
-from fastnn.files import atomic_write
 from fastnn.kernels._validate import is_device_array, to_host
 from fastnn.errors import NonFiniteError, TrainingDivergedError
-from fastnn.nn import initializers
+from fastnn.nn import checks, initializers
 from fastnn.nn.callbacks import Callback
-from fastnn.nn.layers import LAYERS, Activation, BatchNorm, Layer, _number
+from fastnn.nn.layers import BatchNorm, Layer, claim_layers, fuse_activations
 from fastnn.nn.workspace import Workspace
 
-FORMAT = "fastnn-model-1"
 LOSSES = ("softmax_cross_entropy",)
 
 
@@ -75,12 +68,12 @@ class Sequential:
             raise ValueError(f"Sequential: unknown loss {loss!r}; expected one of {LOSSES}")
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise TypeError(f"Sequential: dtype must be float32 or float64, got {dtype}")
-        _claim_layers(self, layers)  # (last check: a failed constructor claims nothing)
+        claim_layers(self, layers)  # (last check: a failed constructor claims nothing)
         self.layers, self.loss, self.dtype = layers, loss, np.dtype(dtype)
         self.backend = backend
         for layer in layers:
             layer.backend = backend
-        _fuse_activations(layers)
+        fuse_activations(layers)
         self.n_features = None
         self.optimizer = None
         self.stop_training = False
@@ -188,7 +181,7 @@ class Sequential:
         targets = [("params", self.flat_params, flat)]
         if not isinstance(states, (tuple, list)) or len(states) != len(self.layers):
             raise ValueError(f"{fn}: the states must be a list of {len(self.layers)} dicts (one "
-                             f"per layer), got {type(states).__name__} {_length(states)}")
+                             f"per layer), got {type(states).__name__} {checks.length(states)}")
         for i, (layer, state) in enumerate(zip(self.layers, states)):
             expected = layer.state()
             if not isinstance(state, dict) or set(state) != set(expected):
@@ -196,7 +189,7 @@ class Sequential:
                 raise ValueError(f"{fn}: the state of layer {i} ({layer!r}) must have the keys "
                                  f"{sorted(expected)}, got {got}")
             targets += [(f"layer{i}.{key}", expected[key], state[key]) for key in expected]
-        values = [(name, target, _checked_value(fn, name, value, target.shape, self.dtype))
+        values = [(name, target, checks.exact_array(fn, name, value, target.shape, self.dtype))
                   for name, target, value in targets]
         with self._lock:
             for _, target, value in values:
@@ -280,7 +273,7 @@ class Sequential:
         self._require_built("loss_and_gradients")
         X = self._check_X(fn, X)
         y = self._check_y(fn, y, X.shape[0])
-        l2 = _check_l2(fn, l2)
+        l2 = checks.l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
         k = self._kernels()
         with self._lock, k.kernel_scope:
@@ -398,14 +391,14 @@ class Sequential:
         argument is checked before anything changes.
         """
         fn = "Sequential.fit"
-        epochs = _check_int(fn, "epochs", epochs, 0)
-        initial_epoch = _check_int(fn, "initial_epoch", initial_epoch, 0)
+        epochs = checks.integer(fn, "epochs", epochs, 0)
+        initial_epoch = checks.integer(fn, "initial_epoch", initial_epoch, 0)
         if initial_epoch > epochs:
             raise ValueError(f"{fn}: initial_epoch must be an integer in [0, epochs = {epochs}], "
                              f"got {initial_epoch!r}")
-        batch_size = _check_int(fn, "batch_size", batch_size, 1)
-        seed = _check_int(fn, "seed", seed, 0)
-        l2 = _check_l2(fn, l2)
+        batch_size = checks.integer(fn, "batch_size", batch_size, 1)
+        seed = checks.integer(fn, "seed", seed, 0)
+        l2 = checks.l2(fn, l2)
         if schedule is not None and not callable(schedule):
             raise TypeError(f"{fn}: schedule must be a function of the epoch (or step) returning "
                             f"the learning rate, e.g. fastnn.optim.exponential(...), got "
@@ -423,11 +416,11 @@ class Sequential:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError(f"{fn}: validation_data must be a pair (X_val, y_val), got "
                                  f"{type(validation_data).__name__} "
-                                 f"{_length(validation_data)}")
+                                 f"{checks.length(validation_data)}")
             X_val = self._check_X(fn, validation_data[0], n_features=X.shape[1])
             y_val = self._check_y(fn, validation_data[1], X_val.shape[0], n_classes)
         elif validation_split:
-            split = _number(fn, "validation_split", validation_split, 0.0, 1.0)
+            split = checks.number(fn, "validation_split", validation_split, 0.0, 1.0)
             n_val = int(round(X.shape[0] * split)) if 0.0 < split < 1.0 else 0
             if not 1 <= n_val < X.shape[0]:
                 raise ValueError(f"{fn}: validation_split must be in (0, 1) and leave at least "
@@ -447,7 +440,7 @@ class Sequential:
         if schedule is not None:  # a schedule's first value is checked before anything changes
             first = initial_epoch if getattr(schedule, "unit", "epoch") == "epoch" else \
                 initial_epoch * _n_batches(X.shape[0], batch_size, self._folds_single_row())
-            _scheduled_lr(fn, schedule, first, optimizer)
+            checks.scheduled_lr(fn, schedule, first, optimizer)
 
         if self.n_features is None:
             self.build(X.shape[1], seed)
@@ -464,7 +457,7 @@ class Sequential:
         step = initial_epoch * n_batches
         for epoch in range(initial_epoch, epochs):
             if schedule is not None and getattr(schedule, "unit", "epoch") == "epoch":
-                optimizer.lr = _scheduled_lr(fn, schedule, epoch, optimizer)
+                optimizer.lr = checks.scheduled_lr(fn, schedule, epoch, optimizer)
             for c in callbacks:
                 c.on_epoch_begin(self, epoch)
             total, correct, seen = 0.0, 0, 0
@@ -476,7 +469,7 @@ class Sequential:
             for b, rows in enumerate(minibatch_indices(X.shape[0], batch_size, order_seed,
                                                        fold_single_row=fold)):
                 if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
-                    optimizer.lr = _scheduled_lr(fn, schedule, step, optimizer)
+                    optimizer.lr = checks.scheduled_lr(fn, schedule, step, optimizer)
                 Xb, yb = self._gather(X, rows), self._gather(y, rows)
                 loss, n_correct = self._train_step(Xb, yb, l2, optimizer,
                                                    f"at epoch {epoch + 1}, step {b + 1}")
@@ -553,7 +546,7 @@ class Sequential:
         n_classes = self.n_classes if self.n_features is not None else \
             self._param_specs(X.shape[1])[1]
         y = self._check_y(fn, y, X.shape[0], n_classes)
-        l2 = _check_l2(fn, l2)
+        l2 = checks.l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
         if optimizer is None or (isinstance(optimizer, str) and isinstance(
                 self.optimizer, optim.OPTIMIZERS.get(optimizer.lower(), ()))):
@@ -629,33 +622,10 @@ class Sequential:
 
     def save(self, path):
         """Write the architecture, parameters, running statistics and optimizer state to
-        ``path``, exactly that name (no suffix is added): a NumPy .npz archive of plain arrays and
-        a JSON header, no pickle. The file is written whole or not at all (a temporary file in
-        the same folder, fsynced, then renamed over ``path``): a process killed while saving
-        leaves the previous file."""
-        self._require_built("save")
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            raise IsADirectoryError(f"Sequential.save: {path} is a folder; give a file name")
-        header = {"format": FORMAT, "loss": self.loss, "dtype": self.dtype.name,
-                  "n_features": self.n_features,
-                  "layers": [[type(layer).__name__, layer.config()] for layer in self.layers]}
-        with self._lock:  # one consistent state, between two training steps
-            flat, states = self.get_weights()
-            arrays = {"params": flat}
-            for i, state in enumerate(states):
-                for key, value in state.items():
-                    arrays[f"layer{i}.{key}"] = value
-            if self.optimizer is not None:
-                values = self.optimizer.state_dict()  # plain values, "state": {name: [arrays]}
-                state = values.pop("state")
-                header["optimizer"] = {"values": values, "state": {
-                    name: len(arrays_) for name, arrays_ in state.items()}}
-                for name, arrays_ in state.items():
-                    for j, array in enumerate(arrays_):
-                        arrays[f"optimizer.{name}.{j}"] = array
-        with atomic_write(path) as f:
-            np.savez(f, header=np.array(json.dumps(header)), **arrays)
+        ``path``, exactly that name (no suffix is added), whole or not at all: see
+        ``fastnn.nn.saving.save``."""
+        from fastnn.nn import saving  # (saving builds models: it imports this module)
+        saving.save(self, path)
 
     def summary(self):
         """One line per layer with its parameter count, then the total."""
@@ -665,174 +635,6 @@ class Sequential:
         return "\n".join(lines + [f"total params {self.count_params()}"])
 
 
-#: Bounds on what ``load`` reads from a file before trusting it: the JSON header's size, and
-#: how much larger than its stored bytes a member may declare itself (deflate stays under 1:1032).
-MAX_HEADER_BYTES = 1 << 20
-MAX_EXPANSION = 1100
-
-
-class _Damaged(ValueError):
-    """Raised inside ``load`` for a file whose contents are wrong; ``load`` names the file."""
-
-
-def load(path, backend=None):
-    """Load a model written by ``Sequential.save`` onto ``backend`` (default: the default
-    backend).
-
-    The file is not trusted: only the members a model of the declared architecture needs are
-    read, each after its declared shape, dtype and size agree with that architecture and with
-    the archive (a member may not expand more than deflate can), so a small file cannot make
-    ``load`` allocate much; values must be finite. A file that is not a fastnn model, is
-    truncated or damaged raises ValueError (a missing file: FileNotFoundError); an unknown
-    backend is named before the file is read.
-    """
-    _backend.get(backend)  # ValueError (unknown) or RuntimeError (no GPU) before any reading
-    path_name = os.fspath(path)
-    if not stat.S_ISREG(os.stat(path_name).st_mode):  # (FileNotFoundError when missing)
-        raise ValueError(f"load: {path_name} is not a regular file (a folder, pipe or device)")
-    with open(path_name, "rb") as file:
-        try:
-            with zipfile.ZipFile(file) as archive:
-                return _load_model(archive, backend)
-        except _Damaged as error:
-            raise ValueError(f"load: {path_name} is not a fastnn model file, or it is truncated "
-                             f"or damaged ({error})") from None
-        except zipfile.BadZipFile as error:
-            raise ValueError(f"load: {path_name} is not a fastnn model file or it is truncated "
-                             f"(not a readable zip archive: {error})") from None
-        except (OSError, EOFError, zlib.error, NotImplementedError) as error:
-            # (reading a file that is open: what fails is the archive's contents)
-            raise ValueError(f"load: {path_name} is truncated or damaged "
-                             f"({type(error).__name__}: {error})") from None
-
-
-def _load_model(archive, backend):
-    """The model in an open archive; raises _Damaged for anything wrong in it."""
-    header = _read_member(archive, "header", (), None)
-    try:
-        header = json.loads(str(header))
-    except ValueError as error:
-        raise _Damaged(f"the header is not JSON: {error}") from None
-    if not isinstance(header, dict) or header.get("format") != FORMAT:
-        got = header.get("format") if isinstance(header, dict) else type(header).__name__
-        raise _Damaged(f"format {got!r}, expected {FORMAT!r}")
-    layer_list = header.get("layers")
-    if not isinstance(layer_list, list) or not all(
-            isinstance(e, list) and len(e) == 2 and e[0] in LAYERS and isinstance(e[1], dict)
-            for e in layer_list):
-        raise _Damaged(f"the header's layers must be [[layer name, {{arguments}}], ...] with "
-                       f"names in {sorted(LAYERS)}")
-    try:
-        layers = [LAYERS[name](**config) for name, config in layer_list]
-        model = Sequential(layers, loss=header.get("loss"), dtype=header.get("dtype"),
-                           backend=backend)
-    except (TypeError, ValueError) as error:
-        raise _Damaged(f"the header's architecture is invalid: {error}") from None
-    n_features = header.get("n_features")
-    if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
-        raise _Damaged(f"n_features must be an integer >= 1, got {n_features!r}")
-    specs = model._param_specs(n_features)[0]
-    size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
-    params = _read_member(archive, "params", (size,), model.dtype)  # sizes checked: now build
-    optimizer, optimizer_state = _optimizer_from_header(archive, header, size, model.dtype,
-                                                        backend)
-    model.build(n_features)
-    states = [{key: _read_member(archive, f"layer{i}.{key}", value.shape, model.dtype)
-               for key, value in layer.state().items()} for i, layer in enumerate(model.layers)]
-    try:
-        model.set_weights((params, states))
-        if optimizer is not None:
-            optimizer.load_state_dict(optimizer_state)
-    except (TypeError, ValueError) as error:
-        raise _Damaged(str(error)) from None
-    model.optimizer = optimizer
-    return model
-
-
-def _optimizer_from_header(archive, header, size, dtype, backend):
-    """(optimizer, its state_dict) from the header and archive, or (None, None)."""
-    if "optimizer" not in header:
-        return None, None
-    info = header["optimizer"]
-    classes = {cls.__name__: cls for cls in optim.OPTIMIZERS.values()}
-    if (not isinstance(info, dict) or not isinstance(info.get("values"), dict)
-            or not isinstance(info.get("state"), dict)
-            or info["values"].get("optimizer") not in classes):
-        raise _Damaged(f"the optimizer entry must name one of {sorted(classes)} with its values "
-                       f"and state")
-    cls = classes[info["values"]["optimizer"]]
-    counts = info["state"]
-    if set(counts) != set(cls.state_names) or any(n not in (0, 1) for n in counts.values()):
-        raise _Damaged(f"{cls.__name__} keeps the state {list(cls.state_names)}, one array each "
-                       f"(or none before the first step), got {counts!r:.80}")
-    values = dict(info["values"])
-    values["state"] = {name: [_read_member(archive, f"optimizer.{name}.{j}", (size,), dtype)
-                              for j in range(n)] for name, n in counts.items()}
-    try:
-        optimizer = cls(**{k: values.get(k) for k in cls.hyperparameters}, backend=backend)
-    except (TypeError, ValueError) as error:
-        raise _Damaged(f"the optimizer's values are invalid: {error}") from None
-    return optimizer, values
-
-
-def _read_member(archive, name, shape, dtype):
-    """The array ``name`` (member ``name``.npy) of an .npz archive, read only once its declared
-    shape and dtype are ``shape`` and ``dtype`` (None: a unicode string of at most
-    MAX_HEADER_BYTES) and its sizes in the archive agree with them."""
-    try:
-        info = archive.getinfo(f"{name}.npy")
-    except KeyError:
-        raise _Damaged(f"the member {name!r} is missing") from None
-    if info.file_size > MAX_EXPANSION * info.compress_size + 4096:
-        raise _Damaged(f"the member {name!r} declares {info.file_size} bytes from "
-                       f"{info.compress_size} stored bytes")
-    with archive.open(info) as f:
-        try:
-            version = np.lib.format.read_magic(f)
-            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                           else np.lib.format.read_array_header_2_0)
-            got_shape, fortran, got_dtype = read_header(f)
-        except ValueError as error:
-            raise _Damaged(f"the member {name!r} is not a NumPy array: {error}") from None
-        if dtype is None:
-            ok = got_dtype.kind == "U" and got_dtype.itemsize <= MAX_HEADER_BYTES
-            dtype = got_dtype
-        else:
-            ok = got_dtype == dtype
-        if not ok or got_shape != tuple(shape) or (fortran and len(shape) > 1):
-            raise _Damaged(f"the member {name!r} has shape {got_shape} and dtype {got_dtype}, "
-                           f"expected shape {tuple(shape)} and dtype "
-                           f"{'a short string' if dtype is got_dtype else dtype}")
-        n_bytes = math.prod(got_shape) * got_dtype.itemsize
-        if info.file_size - f.tell() != n_bytes:
-            raise _Damaged(f"the member {name!r} holds {info.file_size - f.tell()} bytes of data "
-                           f"for {n_bytes} declared")
-        data = f.read(n_bytes)
-        if len(data) != n_bytes or f.read(1):  # (reading to the end checks the CRC)
-            raise _Damaged(f"the member {name!r} is truncated")
-    return np.frombuffer(data, got_dtype).reshape(got_shape)
-
-
-def _fuse_activations(layers):
-    """Let each BatchNorm apply the Activation layer right after it (one pass over the data
-    instead of two); that Activation then passes its input through."""
-    for layer in layers:
-        if isinstance(layer, Activation):
-            layer.fused = False
-        elif isinstance(layer, BatchNorm):
-            layer.fused_activation = "linear"
-    for layer, following in zip(layers, layers[1:]):
-        if isinstance(layer, BatchNorm) and isinstance(following, Activation):
-            layer.fused_activation, following.fused = following.name, True
-
-
-def _check_l2(fn, l2):
-    if not (isinstance(l2, numbers.Real) and not isinstance(l2, bool) and l2 >= 0
-            and math.isfinite(l2)):
-        raise ValueError(f"{fn}: l2 must be a number >= 0, got {l2!r}")
-    return float(l2)
-
-
 def _progress(total, verbose):
     if not verbose:
         return None
@@ -840,66 +642,7 @@ def _progress(total, verbose):
     return tqdm(total=total, unit="step", leave=True)
 
 
-def _claim_layers(model, layers):
-    """Make ``model`` the owner of ``layers``, rejecting a layer listed twice or held by another
-    live model (one layer object in two places would share its parameters and its saved
-    activations, and give wrong gradients)."""
-    seen = {}
-    for i, layer in enumerate(layers):
-        if id(layer) in seen:
-            raise ValueError(f"Sequential: layer {i} ({layer!r}) is the same object as layer "
-                             f"{seen[id(layer)]}; a layer can be used once (fastnn has no weight "
-                             "sharing): make a new layer")
-        seen[id(layer)] = i
-        owner = layer.model
-        if owner is not None and owner is not model:
-            raise ValueError(f"Sequential: layer {i} ({layer!r}) is already in another model; a "
-                             "layer belongs to one model (fastnn has no weight sharing): make a "
-                             "new layer, or copy.deepcopy the other model")
-    for layer in layers:
-        layer._model = weakref.ref(model)
-
-
-def _checked_value(fn, name, value, shape, dtype):
-    """``value`` as a host array of exactly ``shape`` and ``dtype``, finite (and >= 0 for a
-    running variance), for ``set_weights``."""
-    if is_device_array(value):
-        value = to_host(value)
-    if not isinstance(value, np.ndarray):
-        raise TypeError(f"{fn}: {name} must be a NumPy array, got {type(value).__name__}")
-    if value.shape != tuple(shape) or value.dtype != dtype:
-        raise ValueError(f"{fn}: {name} must have shape {tuple(shape)} and dtype {dtype}, got "
-                         f"shape {value.shape} and dtype {value.dtype}")
-    if not np.isfinite(value).all():
-        raise ValueError(f"{fn}: {name} contains NaN or inf")
-    if name.endswith("running_var") and (value < 0).any():
-        raise ValueError(f"{fn}: {name} must be >= 0, got a minimum of {value.min()}")
-    return value
-
-
-def _check_int(fn, name, value, low):
-    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{fn}: {name} must be an integer >= {low}, got {value!r}")
-    return int(value)
-
-
-def _length(seq):
-    return f"of length {len(seq)}" if hasattr(seq, "__len__") else "(no length)"
-
-
 def _n_batches(n, batch_size, fold_single_row):
     """The number of mini-batches ``fit`` makes of n rows."""
     return n // batch_size if fold_single_row and n % batch_size == 1 and n > 1 else \
         -(-n // batch_size)
-
-
-def _scheduled_lr(fn, schedule, when, optimizer):
-    """schedule(when), checked to be a valid learning rate (a ValueError naming the schedule)."""
-    lr = schedule(when)
-    try:
-        return optimizer.hyperparameters["lr"](fn, "lr", lr)
-    except (TypeError, ValueError):
-        unit = getattr(schedule, "unit", "epoch")
-        raise ValueError(f"{fn}: the schedule {schedule!r} returned lr = {lr!r} at {unit} "
-                         f"{when}; a learning rate must be a finite number > 0 (a decaying "
-                         f"schedule may have underflowed to 0)") from None
