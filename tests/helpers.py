@@ -1,4 +1,6 @@
 """Helpers shared by the test modules: parametrizations, tolerances, strategies, gradient checks."""
+import textwrap
+
 import numpy as np
 import pytest
 from hypothesis import strategies as st
@@ -83,3 +85,28 @@ def assert_gradient(analytic, f, x, name, eps=1e-6, limit=1e-7):
     assert np.shape(analytic) == x.shape, name
     err = relative_error(np.asarray(analytic, np.float64), numeric)
     assert err < limit, f"gradient {name}: relative error {err:.3g}"
+
+
+# --- scripts run in a subprocess -----------------------------------------------------------------
+
+def slow_search_script(sleep, n_trials, study_name):
+    """A script that runs a random search of ``n_trials`` trials, each sleeping ``sleep`` s, on
+    the storage given as its first argument, and prints the trial counts (for tests that kill
+    it, or run two at once)."""
+    return textwrap.dedent(f"""
+        import sys
+        import time
+
+        from fastnn.tune import Uniform, search
+
+
+        def slow(trial, x):
+            time.sleep({sleep})
+            return x
+
+
+        if __name__ == "__main__":
+            result = search(slow, {{"x": Uniform(0.0, 1.0)}}, {n_trials}, storage=sys.argv[1],
+                            study_name={study_name!r}, heartbeat=1, progress=False)
+            print(result.counts())
+    """)

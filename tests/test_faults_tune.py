@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import slow_search_script
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("sklearn")
@@ -218,23 +219,7 @@ def test_the_watchdog_ends_a_worker_whose_parent_changed():
     assert done.returncode == 1 and time.monotonic() - start < 25
 
 
-CONCURRENT = textwrap.dedent("""
-    import sys
-    import time
-
-    from fastnn.tune import Uniform, search
-
-
-    def slow(trial, x):
-        time.sleep(0.05)
-        return x
-
-
-    if __name__ == "__main__":
-        result = search(slow, {"x": Uniform(0.0, 1.0)}, 16, storage=sys.argv[1],
-                        study_name="shared", heartbeat=1, progress=False)
-        print(result.counts())
-""")
+CONCURRENT = slow_search_script(0.05, 16, "shared")
 
 
 def test_two_searches_on_one_sqlite_file_run_each_planned_trial_once(tmp_path):

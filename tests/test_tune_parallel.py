@@ -4,11 +4,11 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
+from helpers import slow_search_script
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("sklearn")
@@ -78,23 +78,7 @@ def test_dask_local_cluster_on_loopback(tmp_path):
     assert {threads for _, threads in workers(result)} == {1}
 
 
-SCRIPT = textwrap.dedent("""
-    import sys
-    import time
-
-    from fastnn.tune import Uniform, search
-
-
-    def slow(trial, x):
-        time.sleep(0.4)
-        return x
-
-
-    if __name__ == "__main__":
-        result = search(slow, {"x": Uniform(0.0, 1.0)}, 6, storage=sys.argv[1],
-                        study_name="killed", heartbeat=1, progress=False)
-        print(result.counts())
-""")
+SCRIPT = slow_search_script(0.4, 6, "killed")
 
 
 def trials(url, state):

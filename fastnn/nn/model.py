@@ -108,7 +108,7 @@ class Sequential:
             for layer in self.layers:
                 layer.backend = self.backend
         specs, width = self._param_specs(n_features)
-        size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
+        size = self._n_params(n_features)
         initial = np.zeros(size, self.dtype)  # initialized on the host, then moved to the backend
         parts, offset = [], 0  # per layer: (name, spec, slice of the flat buffers)
         for layer, layer_specs in zip(self.layers, specs):
@@ -149,6 +149,11 @@ class Sequential:
             specs.append(layer.param_specs(width))
             width = layer.output_width(width)
         return specs, width
+
+    def _n_params(self, n_features):
+        """The number of trainable parameters for ``n_features`` inputs (nothing allocated)."""
+        return sum(math.prod(spec.shape) for layer_specs in self._param_specs(n_features)[0]
+                   for spec in layer_specs.values())
 
     def _require_built(self, what):
         if self.n_features is None:
@@ -327,20 +332,23 @@ class Sequential:
         if n_features is not None and X.shape[1] != n_features:
             raise ValueError(f"{fn}: X has {X.shape[1]} features, the training data "
                              f"{n_features}")
+        original = X
         if host:
-            if X.dtype.itemsize > self.dtype.itemsize and np.isfinite(X).all() and \
-                    np.abs(X).max() > np.finfo(self.dtype).max:
-                raise ValueError(f"{fn}: X holds values up to {np.abs(X).max():.3g}, beyond the "
-                                 f"range of the model's dtype {self.dtype}")
             X = np.ascontiguousarray(X, dtype=self.dtype)
         elif X.dtype != self.dtype:
             raise TypeError(f"{fn}: X on the device must have the model's dtype {self.dtype}, "
                             f"got {X.dtype}")
-        if finite:
+        narrowed = (host and original.dtype.kind == "f"
+                    and original.dtype.itemsize > self.dtype.itemsize)
+        if finite or narrowed:  # (one pass over the converted values)
             values = X if host else self._kernels().to_host(X)
             if not np.isfinite(values).all():
-                where = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-                raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
+                if narrowed and np.isfinite(original).all():  # finite, but too large for dtype
+                    raise ValueError(f"{fn}: X holds values up to {np.abs(original).max():.3g}, "
+                                     f"beyond the range of the model's dtype {self.dtype}")
+                if finite:
+                    where = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+                    raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
         return X
 
     def _check_y(self, fn, y, n_rows, n_classes=None):
@@ -510,8 +518,8 @@ class Sequential:
                 k.on_device:
             raise ValueError(f"{fn}: the optimizer's backend {optimizer.backend!r} keeps its "
                              f"arrays elsewhere than the model's backend {self.backend!r}")
-        specs = self._param_specs(n_features)[0]
-        size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
+        size = self.flat_params.size if self.n_features is not None else \
+            self._n_params(n_features)
         if optimizer._spec is not None and optimizer._spec != [((size,), self.dtype)]:
             raise ValueError(f"{fn}: the optimizer holds state for other parameters "
                              f"({optimizer._spec}), not this model's {size} {self.dtype} "

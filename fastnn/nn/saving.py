@@ -120,8 +120,7 @@ def _load_model(archive, backend):
     n_features = header.get("n_features")
     if not isinstance(n_features, int) or isinstance(n_features, bool) or n_features < 1:
         raise _Damaged(f"n_features must be an integer >= 1, got {n_features!r}")
-    specs = model._param_specs(n_features)[0]
-    size = sum(math.prod(s.shape) for layer_specs in specs for s in layer_specs.values())
+    size = model._n_params(n_features)
     params = _read_member(archive, "params", (size,), model.dtype)  # sizes checked: now build
     optimizer, optimizer_state = _optimizer_from_header(archive, header, size, model.dtype,
                                                         backend)
