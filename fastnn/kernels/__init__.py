@@ -14,11 +14,10 @@ passes the same buffers at every step allocates no large arrays.
 import numpy as np
 
 from fastnn import backend as _backend
-from fastnn.kernels import _validate as check
-from fastnn.kernels._names import ACTIVATIONS
-from fastnn.kernels._optim_api import adam_update, momentum_update, rmsprop_update, sgd_update
-from fastnn.errors import NonFiniteError
-from fastnn.kernels.reference import BatchNormCache
+from fastnn.kernels import validation as check
+from fastnn.kernels.base import (ACTIVATIONS, BatchNormCache, NonFiniteError, is_device_array,
+                                 to_host)
+from fastnn.kernels.optim import adam_update, momentum_update, rmsprop_update, sgd_update
 
 __all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_forward",
            "adam_update", "batchnorm_backward", "batchnorm_forward", "momentum_update",
@@ -145,7 +144,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     vectors = {}
     for name, v in (("gamma", gamma), ("beta", beta), ("running_mean", running_mean),
                     ("running_var", running_var)):
-        if name.startswith("running") and not check.is_device_array(v) and not (
+        if name.startswith("running") and not is_device_array(v) and not (
                 isinstance(v, np.ndarray) and v.flags.writeable and v.flags.c_contiguous):
             raise TypeError(f"{fn}: {name} must be a writable C-contiguous NumPy array (it is "
                             f"updated in place), got {type(v).__name__}")
@@ -153,9 +152,9 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
         check.shape(fn, name, vectors[name], (X.shape[1],), "(one value per column of X)")
     check.same_dtype(fn, X=X, **vectors)
     check.finite(fn, **vectors)
-    if np.any(check.to_host(vectors["running_var"]) < 0):
+    if np.any(to_host(vectors["running_var"]) < 0):
         raise ValueError(f"{fn}: running_var must be >= 0, got a minimum of "
-                         f"{check.to_host(vectors['running_var']).min()}")
+                         f"{to_host(vectors['running_var']).min()}")
     if not isinstance(training, (bool, np.bool_)):
         raise TypeError(f"{fn}: training must be True or False, got {training!r}")
     if training and X.shape[0] < 2:
@@ -244,7 +243,7 @@ def softmax_cross_entropy(Z, y, *, out=None, backend=None):
     """
     fn = "softmax_cross_entropy"
     Z = _logits(fn, Z)
-    y = y if check.is_device_array(y) else np.asarray(y)
+    y = y if is_device_array(y) else np.asarray(y)
     if y.ndim == 1:
         check.class_labels(fn, "y", y, Z.shape[0], Z.shape[1])
     elif y.ndim == 2:

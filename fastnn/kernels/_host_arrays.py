@@ -5,6 +5,8 @@ arrays, so that ``fastnn.nn`` holds no backend-specific code.
 """
 import numpy as np
 
+from fastnn.kernels.base import to_host  # noqa: F401  (part of a backend's interface)
+
 #: Arrays of these backends live in host memory.
 on_device = False
 
@@ -12,11 +14,6 @@ on_device = False
 def to_backend(a, dtype=None):
     """``a`` as an array of this backend (here: C-contiguous NumPy, no copy when it is one)."""
     return np.ascontiguousarray(a, dtype=dtype)
-
-
-def to_host(a):
-    """``a`` as a NumPy array in host memory."""
-    return np.asarray(a)
 
 
 def empty(shape, dtype):

@@ -9,11 +9,10 @@ Conventions: arrays are (n_samples, n_features); dense weights are (n_in, n_out)
 here the result is computed first and copied in, as the point is clarity.
 """
 import contextlib
-from typing import NamedTuple
 
 import numpy as np
 
-from fastnn.errors import NonFiniteError
+from fastnn.kernels.base import BatchNormCache, NonFiniteError
 from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_backward,  # noqa: F401
                                          dropout_forward, empty, on_device, sum_squares,
                                          take_rows, to_backend, to_host, zeros)
@@ -21,23 +20,6 @@ from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_ba
 #: A context manager for a run of kernel calls (a backend may set up shared resources once for
 #: them; the CPU backend pins BLAS). Here nothing is needed.
 kernel_scope = contextlib.nullcontext()
-
-
-class BatchNormCache(NamedTuple):
-    """What ``batchnorm_backward`` needs from the forward pass (the same for every backend).
-
-    X: the input (m, n); gamma: (n,); mean, invstd: the statistics used to normalize, (n,)
-    (batch statistics in training, running ones at inference); training: which of the two;
-    activation: the fused activation g; A: the output g(Y) (m, n), from which g' is computed
-    (None when g is linear).
-    """
-    X: np.ndarray
-    gamma: np.ndarray
-    mean: np.ndarray
-    invstd: np.ndarray
-    training: bool
-    activation: str = "linear"
-    A: np.ndarray = None
 
 
 def _require_finite(*arrays):

@@ -5,7 +5,7 @@ import numbers
 
 import numpy as np
 
-from fastnn.kernels._validate import is_device_array, to_host
+from fastnn.kernels.base import is_device_array, to_host
 
 
 def number(fn, name, value, low, high, low_open=False, high_open=False):

@@ -22,7 +22,7 @@ import weakref
 import numpy as np
 
 from fastnn import backend as _backend
-from fastnn.kernels._names import ACTIVATIONS
+from fastnn.kernels.base import ACTIVATIONS
 from fastnn.nn import initializers
 from fastnn.nn.checks import number
 from fastnn.nn.workspace import Workspace

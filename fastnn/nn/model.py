@@ -17,7 +17,7 @@ import numpy as np
 from fastnn import backend as _backend
 from fastnn import optim
 from fastnn.data import minibatch_indices
-from fastnn.kernels._validate import is_device_array, to_host
+from fastnn.kernels.base import is_device_array, to_host
 from fastnn.errors import NonFiniteError, TrainingDivergedError
 from fastnn.nn import checks, initializers
 from fastnn.nn.callbacks import Callback

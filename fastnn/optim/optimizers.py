@@ -20,9 +20,9 @@ import threading
 import numpy as np
 
 from fastnn import backend as _backend
-from fastnn.kernels import _optim_api as api
-from fastnn.kernels import _validate as check
-from fastnn.errors import NonFiniteError
+from fastnn.kernels import optim as api
+from fastnn.kernels import validation as check
+from fastnn.kernels.base import NonFiniteError, is_device_array, to_host
 
 __all__ = ["OPTIMIZERS", "Adam", "GD", "Momentum", "Optimizer", "RMSprop", "get"]
 
@@ -31,7 +31,7 @@ class Optimizer:
     """Base class: the list handling, the state and its saving; subclasses give the update.
 
     A subclass sets ``hyperparameters`` (names of attributes, each with a checker from
-    ``fastnn.kernels._optim_api``), ``state_names`` (the state arrays kept per parameter) and
+    ``fastnn.kernels.optim``), ``state_names`` (the state arrays kept per parameter) and
     ``_update(kernels, p, g, state, t, state_out, backup)``, one call of a backend's update
     kernel (the inputs are checked before) that reads ``state`` ({name: array}), writes the new
     state into ``state_out`` ({name: array}) and p's old values into ``backup`` while it updates
@@ -171,7 +171,7 @@ class Optimizer:
         order (so that a parameter given twice gets its first backup)."""
         for i in reversed(range(len(params))):
             p, saved = params[i], self._backup[i]
-            if check.is_device_array(p) or not kernels.on_device:
+            if is_device_array(p) or not kernels.on_device:
                 kernels.assign(p, saved)
             else:  # a host array updated by the device kernels (and copied back)
                 p[...] = kernels.to_host(saved)
@@ -183,11 +183,11 @@ class Optimizer:
         where = f"{fn}, params[{i}]" if n > 1 or checked else fn
         if not checked:
             bad = [name for name, a in dict(g=g, p=p, **state).items()
-                   if not np.isfinite(check.to_host(a)).all()]
+                   if not np.isfinite(to_host(a)).all()]
             if bad:
                 raise NonFiniteError(f"{fn}: NaN or inf in {', '.join(bad)}; nothing was "
                                      "updated (parameters, state and t as before)")
-        elif n > 1 and not np.isfinite(check.to_host(g)).all():
+        elif n > 1 and not np.isfinite(to_host(g)).all():
             raise ValueError(f"{fn}: grads[{i}] contains NaN or inf; nothing was updated")
         check.nonfinite_result(where, api.overflow_message(
             self.lr, "nothing was updated: parameters, state and t as before"),

@@ -3,11 +3,13 @@
 ``kernel_scope``: a context manager for a run of kernel calls (a training step) that pins SciPy's
 BLAS to one thread once for all of them (each kernel otherwise pins and restores it itself).
 Arrays are host NumPy arrays, so the allocation, transfer and dropout functions are the
-reference's (``fastnn.kernels._host_arrays``).
+reference's (``fastnn.kernels._host_arrays``). ``BLAS_PROVIDER``: which BLAS the matrix products
+call (oneMKL or SciPy's OpenBLAS, see ``fastnn.config.BLAS``), as a line of text.
 """
 from fastnn.kernels._host_arrays import (assign, copy, dropout_backward,
                                          dropout_forward, empty, on_device, sum_squares,
                                          take_rows, to_backend, to_host, zeros)
+from fastnn.kernels.cpu._blas import PROVIDER_INFO as BLAS_PROVIDER
 from fastnn.kernels.cpu._blas import single_threaded_blas as kernel_scope
 from fastnn.kernels.cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cpu.dense import (activation_backward, activation_forward, dense_backward,
@@ -17,9 +19,9 @@ from fastnn.kernels.cpu.optim import (adam_update, add_scaled, momentum_update, 
 from fastnn.kernels.cpu.softmax import (count_correct, hardmax, log_softmax, softmax,
                                         softmax_cross_entropy)
 
-__all__ = ["activation_backward", "activation_forward", "adam_update", "add_scaled", "assign",
-           "batchnorm_backward", "batchnorm_forward", "copy", "count_correct", "dense_backward",
-           "dense_forward", "dropout_backward", "dropout_forward", "empty", "hardmax",
-           "kernel_scope", "log_softmax", "momentum_update", "on_device", "rmsprop_update",
-           "sgd_update", "softmax", "softmax_cross_entropy", "sum_squares", "take_rows",
-           "to_backend", "to_host", "zeros"]
+__all__ = ["BLAS_PROVIDER", "activation_backward", "activation_forward", "adam_update",
+           "add_scaled", "assign", "batchnorm_backward", "batchnorm_forward", "copy",
+           "count_correct", "dense_backward", "dense_forward", "dropout_backward",
+           "dropout_forward", "empty", "hardmax", "kernel_scope", "log_softmax", "momentum_update",
+           "on_device", "rmsprop_update", "sgd_update", "softmax", "softmax_cross_entropy",
+           "sum_squares", "take_rows", "to_backend", "to_host", "zeros"]

@@ -2,11 +2,11 @@
 
 ``activate_in_place`` branches on the activation code once per row, outside the element loops;
 ``grad_z_at`` is called inside them (see there). Both forms vectorize. Codes come from
-``fastnn.kernels._names``.
+``fastnn.kernels.base``.
 """
 from numba.extending import register_jitable
 
-from fastnn.kernels._names import RELU, SIGMOID, TANH
+from fastnn.kernels.base import RELU, SIGMOID, TANH
 from fastnn.kernels.cpu import _math
 
 

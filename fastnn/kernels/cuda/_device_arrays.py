@@ -8,9 +8,11 @@ import numpy as np
 from numba import cuda
 
 from fastnn import config
+from fastnn.kernels.base import to_host  # noqa: F401  (part of a backend's interface)
 from fastnn.kernels.cuda._colsum import SQUARES, column_sums
 from fastnn.kernels.cuda._launch import stride_grid
-from fastnn.kernels.cuda._transfer import DeviceCall, device_view, flat, is_device_array
+from fastnn.kernels.base import device_view, is_device_array
+from fastnn.kernels.cuda._transfer import DeviceCall, flat
 
 
 def to_backend(a, dtype=None):
@@ -22,11 +24,6 @@ def to_backend(a, dtype=None):
             return d
         a = d.copy_to_host()
     return cuda.to_device(np.ascontiguousarray(a, dtype=dtype))
-
-
-def to_host(a):
-    """``a`` as a NumPy array in host memory."""
-    return device_view(a).copy_to_host() if is_device_array(a) else np.asarray(a)
 
 
 def empty(shape, dtype):

@@ -18,7 +18,7 @@ import functools
 import numpy as np
 from numba import cuda, from_dtype
 
-from fastnn.kernels._names import LINEAR
+from fastnn.kernels.base import LINEAR
 from fastnn.kernels.cuda._launch import setting
 from fastnn.kernels.cuda._math import activate, add_count, nonfinite
 

@@ -7,7 +7,7 @@ import math
 
 from numba import cuda
 
-from fastnn.kernels._names import RELU, SIGMOID, TANH
+from fastnn.kernels.base import RELU, SIGMOID, TANH
 
 
 @cuda.jit(device=True)

@@ -14,25 +14,9 @@ where they live: a host array gets its new values copied back once the kernels s
 import numpy as np
 from numba import cuda
 
-from fastnn.kernels.cuda._device import require_gpu
 from fastnn.errors import NonFiniteError
-
-
-def is_device_array(a):
-    """A Numba device array or an object exporting ``__cuda_array_interface__``."""
-    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
-
-
-def device_view(a, name="array"):
-    """``a`` on the device: itself (a Numba device array), a view of its memory (an object with
-    ``__cuda_array_interface__``) or a copy (a host array)."""
-    if not is_device_array(a):
-        return cuda.to_device(np.ascontiguousarray(a))
-    d = a if getattr(a, "__cuda_ndarray__", False) else cuda.as_cuda_array(a)
-    if not d.is_c_contiguous():
-        raise TypeError(f"{name}: device arrays must be C-contiguous, got strides {d.strides} "
-                        f"for shape {d.shape}")
-    return d
+from fastnn.kernels.base import device_view, is_device_array
+from fastnn.kernels.cuda._device import require_gpu
 
 
 def flat(d):

@@ -23,7 +23,8 @@ from numba import cuda
 from fastnn.errors import NonFiniteError
 from fastnn.kernels.cuda._launch import stride_grid
 from fastnn.kernels.cuda._math import add_count, nonfinite
-from fastnn.kernels.cuda._transfer import DeviceCall, flat, is_device_array
+from fastnn.kernels.base import is_device_array
+from fastnn.kernels.cuda._transfer import DeviceCall, flat
 
 SGD, MOMENTUM, RMSPROP, ADAM = range(4)
 #: Launch modes: count only; update in place when bad[0] is 0; write the new state and p's old

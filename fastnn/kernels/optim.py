@@ -20,8 +20,8 @@ import numbers
 import numpy as np
 
 from fastnn import backend as _backend
-from fastnn.kernels import _validate as check
-from fastnn.errors import NonFiniteError
+from fastnn.kernels import validation as check
+from fastnn.kernels.base import NonFiniteError, is_device_array
 
 __all__ = ["adam_update", "momentum_update", "rmsprop_update", "sgd_update"]
 
@@ -85,7 +85,7 @@ def in_dtype(fn, dtype, **values):
 
 
 def _float_ndarray(fn, name, a):
-    if check.is_device_array(a):  # (C-contiguous and float: checked on a Numba view)
+    if is_device_array(a):  # (C-contiguous and float: checked on a Numba view)
         a = check.float_array(fn, name, a, len(a.shape))
     elif not isinstance(a, np.ndarray):
         raise TypeError(f"{fn}: {name} must be a NumPy array, got {type(a).__name__}")
@@ -98,7 +98,7 @@ def arrays(fn, p, g, **states):
     """Check the arrays of an update (see the module doc); returns g, C-contiguous. Device
     arrays (the "cuda" backend) are checked for dtype, shape and layout only."""
     updated = {"p": p, **states}
-    if check.is_device_array(p):
+    if is_device_array(p):
         for name, a in {**updated, "g": g}.items():
             updated[name] = _float_ndarray(fn, name, a)
         g = updated.pop("g")

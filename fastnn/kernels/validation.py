@@ -12,7 +12,7 @@ import numbers
 
 import numpy as np
 
-from fastnn.errors import NonFiniteError
+from fastnn.kernels.base import NonFiniteError, device_view, is_device_array, to_host
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -21,14 +21,8 @@ def _fail(exc, fn, message):
     raise exc(f"{fn}: {message}")
 
 
-def is_device_array(a):
-    """A CUDA device array: a Numba device array or an object with ``__cuda_array_interface__``."""
-    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
-
-
 def _device_view(fn, name, a):
     """A Numba view of a device array (no copy), which must be C-contiguous."""
-    from fastnn.kernels.cuda._transfer import device_view  # (numba.cuda only when needed)
     try:
         return device_view(a, name)
     except TypeError as error:
@@ -48,14 +42,6 @@ def host_backend_arrays(fn, module, named):
                 _fail(TypeError, fn, f"{name} is a CUDA device array, but this backend works on "
                                      "host (NumPy) arrays; use backend='cuda', or copy it to "
                                      "the host first")
-
-
-def to_host(a):
-    """A NumPy copy of a device array; a host array as it is."""
-    if is_device_array(a):
-        from fastnn.kernels.cuda._transfer import device_view
-        return device_view(a).copy_to_host()
-    return np.asarray(a)
 
 
 def float_array(fn, name, a, ndim):

@@ -1,0 +1,63 @@
+"""The types and helpers that the public kernel API, every backend and the layers above share.
+
+``ACTIVATIONS``: the activations a kernel can fuse (a CPU or CUDA kernel receives the index, named
+by ``LINEAR``, ``RELU``, ``TANH``, ``SIGMOID``); ``BatchNormCache``: what ``batchnorm_backward``
+needs from the forward pass; ``NonFiniteError``: the signal a backend raises on NaN or inf;
+``is_device_array``, ``device_view`` and ``to_host``: CUDA device arrays told apart from host
+arrays, viewed and copied back (``numba.cuda`` is imported only when a device array is met).
+"""
+from typing import NamedTuple
+
+import numpy as np
+
+from fastnn.errors import NonFiniteError
+
+__all__ = ["ACTIVATIONS", "BatchNormCache", "LINEAR", "NonFiniteError", "RELU", "SIGMOID", "TANH",
+           "device_view", "is_device_array", "to_host"]
+
+#: Activations a dense layer or batch norm can fuse after its work; a CPU or CUDA kernel
+#: receives the index.
+ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
+LINEAR, RELU, TANH, SIGMOID = range(len(ACTIVATIONS))
+
+
+class BatchNormCache(NamedTuple):
+    """What ``batchnorm_backward`` needs from the forward pass (the same for every backend).
+
+    X: the input (m, n); gamma: (n,); mean, invstd: the statistics used to normalize, (n,)
+    (batch statistics in training, running ones at inference); training: which of the two;
+    activation: the fused activation g; A: the output g(Y) (m, n), from which g' is computed
+    (None when g is linear).
+    """
+    X: np.ndarray
+    gamma: np.ndarray
+    mean: np.ndarray
+    invstd: np.ndarray
+    training: bool
+    activation: str = "linear"
+    A: np.ndarray = None
+
+
+def is_device_array(a) -> bool:
+    """A CUDA device array: a Numba device array or an object with ``__cuda_array_interface__``
+    (a CuPy array, a PyTorch CUDA tensor)."""
+    return bool(getattr(a, "__cuda_ndarray__", False)) or hasattr(a, "__cuda_array_interface__")
+
+
+def device_view(a, name="array"):
+    """``a`` on the device as a Numba device array: itself (a Numba device array), a view of its
+    memory (an object with ``__cuda_array_interface__``, no copy) or a copy (a host array).
+    Device arrays must be C-contiguous (TypeError naming ``name`` otherwise)."""
+    from numba import cuda
+    if not is_device_array(a):
+        return cuda.to_device(np.ascontiguousarray(a))
+    d = a if getattr(a, "__cuda_ndarray__", False) else cuda.as_cuda_array(a)
+    if not d.is_c_contiguous():
+        raise TypeError(f"{name}: device arrays must be C-contiguous, got strides {d.strides} "
+                        f"for shape {d.shape}")
+    return d
+
+
+def to_host(a) -> np.ndarray:
+    """``a`` as a NumPy array in host memory: a copy of a device array, a host array as it is."""
+    return device_view(a).copy_to_host() if is_device_array(a) else np.asarray(a)
