@@ -1,7 +1,8 @@
 """fastnn kernels: the public functional API, one implementation per backend.
 
 Every function validates its inputs (shapes, dtypes, values), then runs the backend chosen by
-``backend=`` ("numpy" reference or "cpu" Numba; default from ``fastnn.backend``). Arrays are
+``backend=`` ("numpy" reference, "cpu" Numba or "cuda" Numba CUDA; default from
+``fastnn.backend``). Arrays are
 (n_samples, n_features), float32 or float64 (one dtype per call), C-contiguous (others are copied).
 Bad input raises TypeError/ValueError naming the argument before any state changes; NaN or inf in
 an input raises ValueError naming it.
@@ -11,12 +12,15 @@ kernels with several results, each writable, C-contiguous, of the result's shape
 no memory with the inputs; the kernel writes into them and returns them. A training loop that
 passes the same buffers at every step allocates no large arrays.
 """
+from typing import Optional
+
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastnn import backend as _backend
 from fastnn.kernels import validation as check
-from fastnn.kernels.base import (ACTIVATIONS, BatchNormCache, NonFiniteError, is_device_array,
-                                 to_host)
+from fastnn.kernels.base import (ACTIVATIONS, Activation, Backend, BatchNormCache, NonFiniteError,
+                                 is_device_array, to_host)
 from fastnn.kernels.optim import adam_update, momentum_update, rmsprop_update, sgd_update
 
 __all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_forward",
@@ -47,7 +51,8 @@ def _activation(fn, activation):
     return activation
 
 
-def activation_forward(Z, activation, *, out=None, backend=None):
+def activation_forward(Z: ArrayLike, activation: Activation, *, out: Optional[np.ndarray] = None,
+                       backend: Backend = None) -> np.ndarray:
     """A = g(Z) elementwise, g in "linear", "relu", "tanh", "sigmoid". Z: (m, n) -> (m, n).
     (``dense_forward`` fuses g after the product; this is g alone, for an Activation layer.)"""
     fn = "activation_forward"
@@ -57,7 +62,8 @@ def activation_forward(Z, activation, *, out=None, backend=None):
     return _run(fn, backend, dict(Z=Z), Z, activation, out=out)
 
 
-def activation_backward(dA, A, activation, *, out=None, backend=None):
+def activation_backward(dA: ArrayLike, A: ArrayLike, activation: Activation, *,
+                        out: Optional[np.ndarray] = None, backend: Backend = None) -> np.ndarray:
     """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n) -> (m, n)."""
     fn = "activation_backward"
     dA = check.float_array(fn, "dA", dA, 2)
@@ -69,7 +75,9 @@ def activation_backward(dA, A, activation, *, out=None, backend=None):
     return _run(fn, backend, dict(dA=dA, A=A), dA, A, activation, out=out)
 
 
-def dense_forward(X, W, b=None, activation="linear", *, out=None, backend=None):
+def dense_forward(X: ArrayLike, W: ArrayLike, b: Optional[ArrayLike] = None,
+                  activation: Activation = "linear", *, out: Optional[np.ndarray] = None,
+                  backend: Backend = None) -> np.ndarray:
     """Dense layer: A = g(Z), Z = X @ W + b, with the bias and g fused after the product.
 
     X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; activation g: "linear" (or None), "relu",
@@ -88,8 +96,11 @@ def dense_forward(X, W, b=None, activation="linear", *, out=None, backend=None):
     return _run(fn, backend, dict(X=X, W=W, b=b), X, W, b, activation, out=out)
 
 
-def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, bias_grad=True,
-                   out=None, overwrite_dA=False, backend=None):
+def dense_backward(dA: ArrayLike, X: ArrayLike, W: ArrayLike, A: ArrayLike,
+                   activation: Activation = "linear", *, input_grad: bool = True,
+                   bias_grad: bool = True, out: Optional[tuple] = None, overwrite_dA: bool = False,
+                   backend: Backend = None
+                   ) -> tuple[Optional[np.ndarray], np.ndarray, Optional[np.ndarray]]:
     """Gradients of ``dense_forward``: dZ = dA * g'(Z) with g' computed from A = g(Z), then
     dX = dZ @ W.T, dW = X.T @ dZ, db = sum of dZ over rows.
 
@@ -125,8 +136,11 @@ def dense_backward(dA, X, W, A, activation="linear", *, input_grad=True, bias_gr
                 input_grad, out=out, overwrite_dA=overwrite_dA, bias_grad=bias_grad)
 
 
-def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
-                      eps=1e-5, *, activation="linear", out=None, backend=None):
+def batchnorm_forward(X: ArrayLike, gamma: ArrayLike, beta: ArrayLike, running_mean: np.ndarray,
+                      running_var: np.ndarray, training: bool = True, decay: float = 0.9,
+                      eps: float = 1e-5, *, activation: Activation = "linear",
+                      out: Optional[np.ndarray] = None, backend: Backend = None
+                      ) -> tuple[np.ndarray, BatchNormCache]:
     """Batch normalization: Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column, then
     A = g(Y) with a fused ``activation`` g ("linear" (default, A = Y), "relu", "tanh",
     "sigmoid"): BatchNorm followed by ReLU in one pass over the data.
@@ -172,7 +186,8 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
                 eps=float(eps), activation=activation, out=out, extra=vectors)
 
 
-def batchnorm_backward(dY, cache, *, out=None, backend=None):
+def batchnorm_backward(dY: ArrayLike, cache: BatchNormCache, *, out: Optional[tuple] = None,
+                       backend: Backend = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Gradients of ``batchnorm_forward``. dY: (m, n), the gradient of its output (of A when
     an activation is fused: dY <- dY * g'(A) first); cache: from the forward call.
 
@@ -216,29 +231,33 @@ def _rowwise(fn, Z, out, backend):
     return _run(fn, backend, dict(Z=Z), Z, out=out)
 
 
-def softmax(Z, *, out=None, backend=None):
+def softmax(Z: ArrayLike, *, out: Optional[np.ndarray] = None,
+            backend: Backend = None) -> np.ndarray:
     """softmax(Z)_ij = exp(Z_ij - max_k Z_ik) / sum_l exp(Z_il - max_k Z_ik).
 
     Z: (m, C) -> (m, C)."""
     return _rowwise("softmax", Z, out, backend)
 
 
-def log_softmax(Z, *, out=None, backend=None):
+def log_softmax(Z: ArrayLike, *, out: Optional[np.ndarray] = None,
+                backend: Backend = None) -> np.ndarray:
     """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C) -> (m, C)."""
     return _rowwise("log_softmax", Z, out, backend)
 
 
-def hardmax(Z, *, out=None, backend=None):
+def hardmax(Z: ArrayLike, *, out: Optional[np.ndarray] = None,
+            backend: Backend = None) -> np.ndarray:
     """One-hot of each row's argmax (the first on ties), Z's dtype. Z: (m, C) -> (m, C)."""
     return _rowwise("hardmax", Z, out, backend)
 
 
-def softmax_cross_entropy(Z, y, *, out=None, backend=None):
+def softmax_cross_entropy(Z: ArrayLike, y: ArrayLike, *, out: Optional[np.ndarray] = None,
+                          backend: Backend = None) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of softmax(Z) against y, and its gradient, in one pass.
 
     Z: (m, C) logits. y: class indices (m,) of an integer dtype in [0, C), or target rows (m, C) of
     Z's dtype (one-hot or probabilities). loss = -(1/m) sum_ij Y_ij log softmax(Z)_ij and
-    dZ = (softmax(Z) * sum_j Y_ij - Y) / m, i.e. (softmax(Z) - Y) / m for one-hot rows.
+    dZ_ij = (softmax(Z)_ij * sum_k Y_ik - Y_ij) / m, i.e. (softmax(Z) - Y) / m for one-hot rows.
     Returns (loss as a Python float, dZ (m, C)); out: an array for dZ.
     """
     fn = "softmax_cross_entropy"

@@ -1,24 +1,30 @@
 """The types and helpers that the public kernel API, every backend and the layers above share.
 
 ``ACTIVATIONS``: the activations a kernel can fuse (a CPU or CUDA kernel receives the index, named
-by ``LINEAR``, ``RELU``, ``TANH``, ``SIGMOID``); ``BatchNormCache``: what ``batchnorm_backward``
+by ``LINEAR``, ``RELU``, ``TANH``, ``SIGMOID``); ``Activation`` and ``Backend``: the types of the
+``activation=`` and ``backend=`` arguments; ``BatchNormCache``: what ``batchnorm_backward``
 needs from the forward pass; ``NonFiniteError``: the signal a backend raises on NaN or inf;
 ``is_device_array``, ``device_view`` and ``to_host``: CUDA device arrays told apart from host
 arrays, viewed and copied back (``numba.cuda`` is imported only when a device array is met).
 """
-from typing import NamedTuple
+from typing import Literal, NamedTuple, Optional
 
 import numpy as np
 
 from fastnn.errors import NonFiniteError
 
-__all__ = ["ACTIVATIONS", "BatchNormCache", "LINEAR", "NonFiniteError", "RELU", "SIGMOID", "TANH",
-           "device_view", "is_device_array", "to_host"]
+__all__ = ["ACTIVATIONS", "Activation", "Backend", "BatchNormCache", "LINEAR", "NonFiniteError",
+           "RELU", "SIGMOID", "TANH", "device_view", "is_device_array", "to_host"]
 
 #: Activations a dense layer or batch norm can fuse after its work; a CPU or CUDA kernel
 #: receives the index.
 ACTIVATIONS = ("linear", "relu", "tanh", "sigmoid")
 LINEAR, RELU, TANH, SIGMOID = range(len(ACTIVATIONS))
+
+#: The type of an ``activation=`` argument (None means "linear").
+Activation = Optional[Literal["linear", "relu", "tanh", "sigmoid"]]
+#: The type of a ``backend=`` argument (None: the default backend, see ``fastnn.backend``).
+Backend = Optional[Literal["numpy", "cpu", "cuda"]]
 
 
 class BatchNormCache(NamedTuple):

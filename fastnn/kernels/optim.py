@@ -18,10 +18,11 @@ import math
 import numbers
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from fastnn import backend as _backend
 from fastnn.kernels import validation as check
-from fastnn.kernels.base import NonFiniteError, is_device_array
+from fastnn.kernels.base import Backend, NonFiniteError, is_device_array
 
 __all__ = ["adam_update", "momentum_update", "rmsprop_update", "sgd_update"]
 
@@ -150,14 +151,15 @@ def _run(fn, backend, p, g, states, *args, lr, eps=None):
 
 # --- kernels -------------------------------------------------------------------------------------
 
-def sgd_update(p, g, lr, *, backend=None):
+def sgd_update(p: np.ndarray, g: ArrayLike, lr: float, *, backend: Backend = None) -> None:
     """Gradient descent, in place: p <- p - lr * g. Returns None."""
     fn = "sgd_update"
     g = arrays(fn, p, g)
     _run(fn, backend, p, g, {}, positive(fn, "lr", lr), lr=lr)
 
 
-def momentum_update(p, g, v, lr, beta, *, backend=None):
+def momentum_update(p: np.ndarray, g: ArrayLike, v: np.ndarray, lr: float, beta: float, *,
+                    backend: Backend = None) -> None:
     """Momentum (the course's exponentially weighted average form), in place:
     v <- beta * v + (1 - beta) * g;  p <- p - lr * v. Returns None.
 
@@ -169,7 +171,8 @@ def momentum_update(p, g, v, lr, beta, *, backend=None):
     _run(fn, backend, p, g, {"v": v}, positive(fn, "lr", lr), fraction(fn, "beta", beta), lr=lr)
 
 
-def rmsprop_update(p, g, s, lr, beta, eps, *, backend=None):
+def rmsprop_update(p: np.ndarray, g: ArrayLike, s: np.ndarray, lr: float, beta: float, eps: float,
+                   *, backend: Backend = None) -> None:
     """RMSprop, in place: s <- beta * s + (1 - beta) * g^2;  p <- p - lr * g / (sqrt(s) + eps).
     Returns None. (PyTorch's RMSprop: beta is its ``alpha``, eps is outside the sqrt too.)
     """
@@ -179,7 +182,8 @@ def rmsprop_update(p, g, s, lr, beta, eps, *, backend=None):
          positive(fn, "eps", eps), lr=lr, eps=eps)
 
 
-def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, *, backend=None):
+def adam_update(p: np.ndarray, g: ArrayLike, m: np.ndarray, v: np.ndarray, t: int, lr: float,
+                beta1: float, beta2: float, eps: float, *, backend: Backend = None) -> None:
     """Adam, in place, at step t >= 1 (the count after incrementing: the first step uses t = 1):
     m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;
     mhat = m / (1 - beta1^t);  vhat = v / (1 - beta2^t);  p <- p - lr * mhat / (sqrt(vhat) + eps).

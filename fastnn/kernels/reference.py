@@ -38,13 +38,13 @@ def _into(out, result):
 # --- activations ---------------------------------------------------------------------------------
 
 def activation_forward(Z, activation, out=None):
-    """A = g(Z) for g in linear, relu (max(Z, 0)), tanh, sigmoid (1 / (1 + e^-Z)). Z: (m, n)."""
+    """See ``fastnn.kernels.activation_forward``."""
     _require_finite(Z)
     return _into(out, _apply_activation(Z, activation))
 
 
 def activation_backward(dA, A, activation, out=None):
-    """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n)."""
+    """See ``fastnn.kernels.activation_backward``."""
     _require_finite(dA, A)
     return _into(out, dA * activation_derivative(A, activation))
 
@@ -73,7 +73,7 @@ def activation_derivative(A, activation):
 # --- dense ---------------------------------------------------------------------------------------
 
 def dense_forward(X, W, b=None, activation="linear", out=None):
-    """A = g(X @ W + b). X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None; A: (m, n_out)."""
+    """See ``fastnn.kernels.dense_forward``."""
     _require_finite(X, W)
     Z = X @ W
     if b is not None:
@@ -84,12 +84,7 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
 
 def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
                    overwrite_dA=False, bias_grad=True):
-    """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
-
-    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX, dW, db); dX is None when
-    ``input_grad`` is false, db when ``bias_grad`` is (and a linear layer then leaves A unread).
-    ``overwrite_dA`` allows using dA's memory for dZ (ignored here).
-    """
+    """See ``fastnn.kernels.dense_backward``. ``overwrite_dA`` is ignored here."""
     _require_finite(X, W)
     dZ = dA if activation == "linear" and not bias_grad else activation_backward(dA, A, activation)
     dX = dZ @ W.T if input_grad else np.zeros(0, dZ.dtype)
@@ -105,15 +100,7 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
                       eps=1e-5, activation="linear", out=None):
-    """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column, then A = g(Y) with the
-    fused ``activation`` g (linear: A = Y). X: (m, n); the rest (n,).
-
-    Training uses the batch mean and biased variance and updates, in place,
-    running_mean = decay * running_mean + (1 - decay) * mean and
-    running_var = decay * running_var + (1 - decay) * var * m / (m - 1) (the unbiased variance, as
-    PyTorch stores it). Inference normalizes with the running statistics. Returns (A, cache).
-    Training on fewer than 2 rows raises ValueError before anything is written.
-    """
+    """See ``fastnn.kernels.batchnorm_forward``."""
     if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
         raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
                          f"estimate a variance, got X of shape {tuple(X.shape)}")
@@ -143,13 +130,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
 
 
 def batchnorm_backward(dY, cache, out=None):
-    """Gradients of batch normalization. dY: (m, n), the gradient of the output; with a fused
-    activation that output is A = g(Y), and dY <- dY * g'(A) first. Returns (dX, dgamma, dbeta).
-
-    With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (sums over rows), and
-    in training dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma); at inference the
-    statistics are constants and dX = dY * gamma * invstd.
-    """
+    """See ``fastnn.kernels.batchnorm_backward``."""
     X, gamma, mean, invstd, training, activation, A = cache
     if activation != "linear":
         dY = dY * activation_derivative(A, activation)
@@ -170,8 +151,8 @@ def batchnorm_backward(dY, cache, out=None):
 # --- softmax -------------------------------------------------------------------------------------
 
 def log_softmax(Z, out=None):
-    """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C). A value
-    beyond the dtype's range (a row holding 3e38 and -3e38 in float32) raises NonFiniteError."""
+    """See ``fastnn.kernels.log_softmax``. A value beyond the dtype's range (a row holding
+    3e38 and -3e38 in float32) raises NonFiniteError."""
     _require_finite(Z)
     with np.errstate(over="ignore"):
         shifted = Z - Z.max(axis=1, keepdims=True)
@@ -181,14 +162,14 @@ def log_softmax(Z, out=None):
 
 
 def softmax(Z, out=None):
-    """softmax(Z)_ij = exp(Z_ij - max_j Z_ij) / sum_j exp(Z_ij - max_j Z_ij). Z: (m, C)."""
+    """See ``fastnn.kernels.softmax``."""
     _require_finite(Z)
     e = np.exp(Z - Z.max(axis=1, keepdims=True))
     return _into(out, e / e.sum(axis=1, keepdims=True))
 
 
 def hardmax(Z, out=None):
-    """One-hot of the row argmax (first maximum on ties). Z: (m, C) -> (m, C) of Z's dtype."""
+    """See ``fastnn.kernels.hardmax``."""
     _require_finite(Z)
     H = np.zeros_like(Z)
     H[np.arange(Z.shape[0]), Z.argmax(axis=1)] = 1
@@ -196,14 +177,9 @@ def hardmax(Z, out=None):
 
 
 def softmax_cross_entropy(Z, y, out=None):
-    """Mean cross-entropy of softmax(Z) against y, and its gradient with respect to Z.
-
-    Z: (m, C) logits. y: class indices (m,) or target rows Y (m, C) (one-hot or probabilities).
-    loss = -(1/m) sum_i sum_j Y_ij log softmax(Z)_ij = (1/m) sum_i (sum_j Y_ij lse_i - sum_j Y_ij
-    Z_ij) with lse_i = log sum_j exp(Z_ij) (in float64, so that a log-probability below the
-    dtype's range where Y is 0 does not matter);  dZ = (softmax(Z) * sum_j Y_ij - Y) / m,
-    which is (softmax(Z) - Y) / m when the rows of Y sum to 1. Returns (loss as float, dZ).
-    """
+    """See ``fastnn.kernels.softmax_cross_entropy``. The loss is computed as
+    (1/m) sum_i (sum_k Y_ik lse_i - sum_k Y_ik Z_ik) with lse_i = log sum_k exp(Z_ik) in float64,
+    so that a log-probability below the dtype's range where Y is 0 does not matter."""
     _require_finite(Z)
     m = Z.shape[0]
     if y.ndim == 1:
@@ -253,21 +229,20 @@ _quiet = np.errstate(over="ignore", invalid="ignore", divide="ignore")
 
 @_quiet
 def sgd_update(p, g, lr, check_finite=True, *, state_out=None, backup=None):
-    """Gradient descent: p <- p - lr * g."""
+    """See ``fastnn.kernels.sgd_update``."""
     _commit(p, p - lr * g, (), (), state_out, backup)
 
 
 @_quiet
 def momentum_update(p, g, v, lr, beta, check_finite=True, *, state_out=None, backup=None):
-    """Momentum as an exponentially weighted average of the gradients:
-    v <- beta * v + (1 - beta) * g;  p <- p - lr * v."""
+    """See ``fastnn.kernels.momentum_update``."""
     v_new = beta * v + (1 - beta) * g
     _commit(p, p - lr * v_new, (v,), (v_new,), state_out, backup)
 
 
 @_quiet
 def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True, *, state_out=None, backup=None):
-    """RMSprop: s <- beta * s + (1 - beta) * g^2;  p <- p - lr * g / (sqrt(s) + eps)."""
+    """See ``fastnn.kernels.rmsprop_update``."""
     s_new = beta * s + (1 - beta) * g * g
     _commit(p, p - lr * g / (np.sqrt(s_new) + eps), (s,), (s_new,), state_out, backup)
 
@@ -275,10 +250,7 @@ def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True, *, state_out=None,
 @_quiet
 def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True, *, state_out=None,
                 backup=None):
-    """Adam at step t >= 1 (the first step has t = 1):
-    m <- beta1 * m + (1 - beta1) * g;  v <- beta2 * v + (1 - beta2) * g^2;
-    mhat = m / (1 - beta1^t);  vhat = v / (1 - beta2^t);  p <- p - lr * mhat / (sqrt(vhat) + eps).
-    """
+    """See ``fastnn.kernels.adam_update``."""
     m_new = beta1 * m + (1 - beta1) * g
     v_new = beta2 * v + (1 - beta2) * g * g
     mhat = m_new / (1 - beta1 ** t)

@@ -1,12 +1,13 @@
 """Exponentially weighted averages of a series (the course's smoothing of noisy values)."""
 import numbers
+from collections.abc import Sequence
 
 import numpy as np
 
 __all__ = ["ewa"]
 
 
-def ewa(values, beta, bias_correction=True):
+def ewa(values: Sequence[float], beta: float, bias_correction: bool = True) -> np.ndarray:
     """Exponentially weighted averages v_t = beta * v_{t-1} + (1 - beta) * x_t, v_0 = 0, for
     t = 1..n, divided by 1 - beta^t when ``bias_correction`` (so that the first averages are not
     pulled towards 0).

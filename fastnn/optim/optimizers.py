@@ -17,12 +17,15 @@ their backups. (Memory: the state twice, plus one copy of the parameters.)
 import numbers
 import threading
 
+from collections.abc import Sequence
+from typing import Union
+
 import numpy as np
 
 from fastnn import backend as _backend
 from fastnn.kernels import optim as api
 from fastnn.kernels import validation as check
-from fastnn.kernels.base import NonFiniteError, is_device_array, to_host
+from fastnn.kernels.base import Backend, NonFiniteError, is_device_array, to_host
 
 __all__ = ["OPTIMIZERS", "Adam", "GD", "Momentum", "Optimizer", "RMSprop", "get"]
 
@@ -42,7 +45,7 @@ class Optimizer:
     #: Names of the state arrays kept for each parameter (zeros of its shape and dtype at first).
     state_names = ()
 
-    def __init__(self, *, backend=None, **hyperparameters):
+    def __init__(self, *, backend: Backend = None, **hyperparameters: float):
         fn = type(self).__name__
         if type(self) is Optimizer:
             raise TypeError("Optimizer is the base class; use GD, Momentum, RMSprop or Adam (or a "
@@ -76,7 +79,7 @@ class Optimizer:
 
     # --- stepping --------------------------------------------------------------------------------
 
-    def check_hyperparameters(self, fn=None, dtypes=None):
+    def check_hyperparameters(self, fn: str | None = None, dtypes=None) -> None:
         """Raise TypeError/ValueError if a hyperparameter (e.g. an ``lr`` set by a schedule) is
         out of its range, or eps would be 0 in the parameters' dtype (``dtypes``; by default
         those of the state, once made)."""
@@ -122,7 +125,7 @@ class Optimizer:
             _no_overlap(fn, params, contiguous)
         return contiguous
 
-    def step(self, params, grads):
+    def step(self, params: Sequence[np.ndarray], grads: Sequence[np.ndarray]) -> None:
         """Update every ``params[i]`` in place from ``grads[i]``. Returns None.
 
         params, grads: lists or tuples of the same length; params[i] and grads[i] NumPy arrays of
@@ -148,7 +151,7 @@ class Optimizer:
             self._state, self._spare = self._spare, self._state
             self.t = t
 
-    def step_unchecked(self, p, g):
+    def step_unchecked(self, p: np.ndarray, g: np.ndarray) -> None:
         """One step on a single parameter array p with gradient g (``params=[p], grads=[g]``)
         without ``step``'s checks of the arrays: for a caller whose p and g are C-contiguous, of
         one shape and dtype (``Sequential.fit``), and who has called ``check_hyperparameters``
@@ -208,7 +211,7 @@ class Optimizer:
 
     # --- saving ----------------------------------------------------------------------------------
 
-    def state_dict(self):
+    def state_dict(self) -> dict:
         """A dict of plain values and NumPy arrays (copies): "optimizer" (the class name), the
         hyperparameters, "t" (steps taken) and "state": {state name: [one array per parameter]}
         (empty lists before the first step)."""
@@ -220,7 +223,7 @@ class Optimizer:
                       for k in self.state_names}
         return d
 
-    def load_state_dict(self, d):
+    def load_state_dict(self, d: dict) -> None:
         """Restore hyperparameters, step count and state from ``state_dict()`` (copies the arrays).
         Later steps then reproduce those of the saved optimizer bit for bit."""
         fn = f"{type(self).__name__}.load_state_dict"
@@ -305,7 +308,7 @@ class GD(Optimizer):
     The same as torch.optim.SGD(lr=lr) (no momentum, no weight decay).
     """
 
-    def __init__(self, lr, *, backend=None):
+    def __init__(self, lr: float, *, backend: Backend = None):
         super().__init__(lr=lr, backend=backend)
 
     def _update(self, kernels, p, g, state, t, state_out, backup):
@@ -324,7 +327,7 @@ class Momentum(Optimizer):
     hyperparameters = {"lr": api.positive, "beta": api.fraction}
     state_names = ("v",)
 
-    def __init__(self, lr, beta=0.9, *, backend=None):
+    def __init__(self, lr: float, beta: float = 0.9, *, backend: Backend = None):
         super().__init__(lr=lr, beta=beta, backend=backend)
 
     def _update(self, kernels, p, g, state, t, state_out, backup):
@@ -342,7 +345,8 @@ class RMSprop(Optimizer):
     hyperparameters = {"lr": api.positive, "beta": api.fraction, "eps": api.positive}
     state_names = ("s",)
 
-    def __init__(self, lr, beta=0.999, eps=1e-8, *, backend=None):
+    def __init__(self, lr: float, beta: float = 0.999, eps: float = 1e-8, *,
+                 backend: Backend = None):
         super().__init__(lr=lr, beta=beta, eps=eps, backend=backend)
 
     def _update(self, kernels, p, g, state, t, state_out, backup):
@@ -362,7 +366,8 @@ class Adam(Optimizer):
                        "eps": api.positive}
     state_names = ("m", "v")
 
-    def __init__(self, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, *, backend=None):
+    def __init__(self, lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999,
+                 eps: float = 1e-8, *, backend: Backend = None):
         super().__init__(lr=lr, beta1=beta1, beta2=beta2, eps=eps, backend=backend)
 
     def _update(self, kernels, p, g, state, t, state_out, backup):
@@ -374,7 +379,7 @@ class Adam(Optimizer):
 OPTIMIZERS = {"gd": GD, "sgd": GD, "momentum": Momentum, "rmsprop": RMSprop, "adam": Adam}
 
 
-def get(optimizer, fn="optimizer"):
+def get(optimizer: Union[str, Optimizer], fn: str = "optimizer") -> Optimizer:
     """An optimizer from an optimizer object (returned as it is) or a name in ``OPTIMIZERS`` (a
     new one with lr=1e-3 and the class defaults), as Keras' ``optimizers.get``; ``fn`` names the
     caller in the error for anything else."""

@@ -16,11 +16,15 @@ inverse_time(lr0=0.2, decay_rate=1.0)
 """
 import math
 import numbers
+from collections.abc import Callable, Sequence
+from typing import Literal
 
 __all__ = ["Schedule", "constant", "exponential", "inverse_sqrt", "inverse_time",
            "piecewise_constant", "staircase"]
 
 UNITS = ("epoch", "step")
+#: The type of a ``unit=`` argument.
+Unit = Literal["epoch", "step"]
 
 
 class Schedule:
@@ -30,10 +34,11 @@ class Schedule:
     the function of the counter.
     """
 
-    def __init__(self, name, formula, unit="epoch", **params):
+    def __init__(self, name: str, formula: Callable[[int], float], unit: Unit = "epoch",
+                 **params):
         self.name, self.formula, self.unit, self.params = name, formula, _unit(name, unit), params
 
-    def __call__(self, counter):
+    def __call__(self, counter: int) -> float:
         if not isinstance(counter, numbers.Integral) or isinstance(counter, bool):
             raise TypeError(f"{self!r}: the {self.unit} must be an integer, got "
                             f"{type(counter).__name__}")
@@ -86,13 +91,14 @@ def _count(fn, name, value):
 
 # --- factories -----------------------------------------------------------------------------------
 
-def constant(lr0, *, unit="epoch"):
+def constant(lr0: float, *, unit: Unit = "epoch") -> Schedule:
     """lr = lr0 at every epoch."""
     lr0 = _lr0("constant", lr0)
     return Schedule("constant", lambda _: lr0, unit, lr0=lr0)
 
 
-def inverse_time(lr0, decay_rate, interval=1, *, unit="epoch"):
+def inverse_time(lr0: float, decay_rate: float, interval: int = 1, *,
+                 unit: Unit = "epoch") -> Schedule:
     """Inverse-time decay: lr = lr0 / (1 + decay_rate * floor(epoch / interval)).
 
     With ``interval=1`` (the default) this is lr0 / (1 + decay_rate * epoch); a larger interval
@@ -108,14 +114,14 @@ def inverse_time(lr0, decay_rate, interval=1, *, unit="epoch"):
     return Schedule(fn, lambda e: lr0 / (1.0 + decay_rate * (e // interval)), unit, **params)
 
 
-def exponential(lr0, base=0.95, *, unit="epoch"):
+def exponential(lr0: float, base: float = 0.95, *, unit: Unit = "epoch") -> Schedule:
     """Exponential decay: lr = lr0 * base^epoch, 0 < base <= 1 (the course uses 0.95)."""
     fn = "exponential"
     lr0, base = _lr0(fn, lr0), _number(fn, "base", base, 0.0, 1.0, low_open=True, high_open=False)
     return Schedule(fn, lambda e: lr0 * base ** e, unit, lr0=lr0, base=base)
 
 
-def inverse_sqrt(lr0, k=1.0, *, unit="epoch"):
+def inverse_sqrt(lr0: float, k: float = 1.0, *, unit: Unit = "epoch") -> Schedule:
     """lr = lr0 * k / sqrt(max(epoch, 1)), k > 0: epoch 0 gets the rate of epoch 1 (lr0 * k).
 
     With ``unit="step"`` this is lr0 * k / sqrt(t), t the step count (t = 0 counts as 1).
@@ -125,7 +131,7 @@ def inverse_sqrt(lr0, k=1.0, *, unit="epoch"):
     return Schedule(fn, lambda e: lr0 * k / math.sqrt(max(e, 1)), unit, lr0=lr0, k=k)
 
 
-def staircase(lr0, factor, step_size, *, unit="epoch"):
+def staircase(lr0: float, factor: float, step_size: int, *, unit: Unit = "epoch") -> Schedule:
     """Step decay: lr = lr0 * factor^floor(epoch / step_size), 0 < factor <= 1, step_size an
     integer >= 1 (e.g. halve lr every 10 epochs: factor=0.5, step_size=10)."""
     fn = "staircase"
@@ -136,7 +142,8 @@ def staircase(lr0, factor, step_size, *, unit="epoch"):
                     step_size=step_size)
 
 
-def piecewise_constant(boundaries, values, *, unit="epoch"):
+def piecewise_constant(boundaries: Sequence[int], values: Sequence[float], *,
+                       unit: Unit = "epoch") -> Schedule:
     """Staircase with explicit boundaries: lr = values[i] for boundaries[i-1] <= epoch <
     boundaries[i], i.e. values[0] before boundaries[0] and values[-1] from boundaries[-1] on.
 

@@ -306,22 +306,20 @@ def add_scaled(y, alpha, x):
 
 
 def sgd_update(p, g, lr, check_finite=True, *, state_out=None, backup=None):
-    """Gradient descent: p <- p - lr * g; see ``fastnn.kernels.sgd_update`` and the module doc
-    (``state_out``: () when ``backup`` is given). ``check_finite`` is accepted for compatibility:
+    """See ``fastnn.kernels.sgd_update``; the module doc says how ``state_out`` (here () when
+    ``backup`` is given) and ``backup`` are used. ``check_finite`` is accepted for compatibility:
     every call counts NaN/inf in what it computes."""
     _update(_sgd_block, _sgd_parallel, p, g, (), (lr,), state_out, backup)
 
 
 def momentum_update(p, g, v, lr, beta, check_finite=True, *, state_out=None, backup=None):
-    """v <- beta * v + (1 - beta) * g; p <- p - lr * v; see ``fastnn.kernels.momentum_update``
-    (``state_out``: (v_new,))."""
+    """See ``fastnn.kernels.momentum_update``. (``state_out``: (v_new,).)"""
     _update(_momentum_block, _momentum_parallel, p, g, (v,), (lr, beta, 1.0 - beta), state_out,
             backup)
 
 
 def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True, *, state_out=None, backup=None):
-    """s <- beta * s + (1 - beta) * g^2; p <- p - lr * g / (sqrt(s) + eps); see
-    ``fastnn.kernels.rmsprop_update`` (``state_out``: (s_new,))."""
+    """See ``fastnn.kernels.rmsprop_update``. (``state_out``: (s_new,).)"""
     _update(_rmsprop_block, _rmsprop_parallel, p, g, (s,), (lr, beta, 1.0 - beta, eps),
             state_out, backup)
 

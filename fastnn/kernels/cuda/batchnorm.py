@@ -112,16 +112,9 @@ def _grad_x(dA, A, act, X, mean, a, c, d, dX, bad):
 
 def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, decay=0.9,
                       eps=1e-5, activation="linear", out=None):
-    """Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column, then A = g(Y) with the fused
-    ``activation`` g (linear: A = Y). X: (m, n); the rest (n,).
-
-    Training normalizes with the batch mean and biased variance and updates, in place on the
-    device (a host array gets the new values copied back), running_mean = decay * running_mean +
-    (1 - decay) * mean and running_var = decay * running_var + (1 - decay) * var * m / (m - 1)
-    (the unbiased variance). Inference normalizes with the running statistics. ``out``: A.
-    Returns (A, BatchNormCache); the cache holds arrays of the kind returned. Training on fewer
-    than 2 rows raises ValueError before anything is written.
-    """
+    """See ``fastnn.kernels.batchnorm_forward``. The running statistics are updated in place on
+    the device (a host array gets the new values copied back); the cache holds arrays of the kind
+    returned."""
     if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
         raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
                          f"estimate a variance, got X of shape {tuple(X.shape)}")
@@ -148,13 +141,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
 
 
 def batchnorm_backward(dY, cache, out=None):
-    """Gradients of batch normalization. dY: (m, n), the gradient of the output; with a fused
-    activation that output is A = g(Y), and dY <- dY * g'(A) first. Returns (dX, dgamma, dbeta).
-
-    With xhat = (X - mean) * invstd: dbeta = sum(dY), dgamma = sum(dY * xhat) (sums over rows), and
-    in training dX = (gamma * invstd / m) * (m * dY - dbeta - xhat * dgamma); at inference
-    dX = dY * gamma * invstd. ``out``: (dX, dgamma, dbeta).
-    """
+    """See ``fastnn.kernels.batchnorm_backward``."""
     X, gamma, mean, invstd, training, activation, A = cache
     act = ACTIVATIONS.index(activation)
     out_dX, out_dgamma, out_dbeta = split_out(out, 3)

@@ -70,17 +70,17 @@ def _code(activation):
 
 
 def activation_forward(Z, activation, out=None):
-    """A = g(Z) elementwise, g in linear, relu, tanh, sigmoid. Z: (m, n) -> A (m, n)."""
+    """See ``fastnn.kernels.activation_forward``."""
     return _elementwise(_activation_kernel, (Z,), activation, out)
 
 
 def activation_backward(dA, A, activation, out=None):
-    """dZ = dA * g'(Z), with g' computed from A = g(Z). dA, A: (m, n) -> dZ (m, n)."""
+    """See ``fastnn.kernels.activation_backward``."""
     return _elementwise(_activation_grad_kernel, (dA, A), activation, out)
 
 
 def dense_forward(X, W, b=None, activation="linear", out=None):
-    """A = g(X @ W + b). X: (m, n_in); W: (n_in, n_out); b: (n_out,) or None -> A (m, n_out)."""
+    """See ``fastnn.kernels.dense_forward``."""
     call = DeviceCall(X, W, b, out)
     Xd, Wd, bd = call.read(X, "X"), call.read(W, "W"), call.read(b, "b")
     A = call.output(out, (Xd.shape[0], Wd.shape[1]), Xd.dtype)
@@ -90,13 +90,8 @@ def dense_forward(X, W, b=None, activation="linear", out=None):
 
 def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
                    overwrite_dA=False, bias_grad=True):
-    """dZ = dA * g'(Z) (from A); dX = dZ @ W.T, dW = X.T @ dZ, db = sum over rows of dZ.
-
-    dA, A: (m, n_out); X: (m, n_in); W: (n_in, n_out). Returns (dX (m, n_in), dW (n_in, n_out),
-    db (n_out,)); dX is None when ``input_grad`` is false, db when ``bias_grad`` is (a linear
-    layer then runs only its products). ``out``: (dX or None, dW, db or None).
-    ``overwrite_dA``: a device dA may be overwritten with dZ (saves a buffer).
-    """
+    """See ``fastnn.kernels.dense_backward``. ``overwrite_dA``: a device dA may be overwritten
+    with dZ (saves a buffer)."""
     out_dX, out_dW, out_db = split_out(out, 3)
     call = DeviceCall(dA, X, W, A, out_dX, out_dW, out_db)
     dAd, Xd, Wd, Ad = (call.read(a, name) for a, name in ((dA, "dA"), (X, "X"), (W, "W"),

@@ -80,11 +80,10 @@ def _keep(rate):
 
 
 def dropout_forward(X, rate, seed_or_states, out=None):
-    """Inverted dropout: Y = X * mask / (1 - rate), mask_ij = 1 with probability 1 - rate.
+    """Inverted dropout, the equation of the host version (``fastnn.kernels.cpu.dropout_forward``).
 
     X: any shape. seed_or_states: an integer seed, or a device array of xoroshiro128+ states (one
-    per thread; they advance in place). ``out``: (Y, mask). Returns (Y, mask), both X's dtype.
-    """
+    per thread; they advance in place). ``out``: (Y, mask). Returns (Y, mask), both X's dtype."""
     keep = _keep(rate)
     out_Y, out_mask = split_out(out, 2)
     call = DeviceCall(X, out_Y, out_mask)
@@ -106,7 +105,7 @@ def dropout_forward(X, rate, seed_or_states, out=None):
 
 
 def dropout_backward(dY, mask, rate, out=None):
-    """dX = dY * mask / (1 - rate), with the mask of ``dropout_forward``. ``out``: dX."""
+    """dX = dY * mask / (1 - rate) with the mask of ``dropout_forward``. ``out``: dX."""
     keep = _keep(rate)
     call = DeviceCall(dY, mask, out)
     dYd, maskd = call.read(dY, "dY"), call.read(mask, "mask")

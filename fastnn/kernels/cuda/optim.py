@@ -129,28 +129,24 @@ def add_scaled(y, alpha, x):
 
 
 def sgd_update(p, g, lr, check_finite=True, *, state_out=None, backup=None):
-    """Gradient descent, in place: p <- p - lr * g. Returns None. (``state_out``: () when
-    ``backup`` is given; ``check_finite`` is accepted for compatibility: every call counts.)"""
+    """See ``fastnn.kernels.sgd_update``. (``state_out``: () when ``backup`` is given;
+    ``check_finite`` is accepted for compatibility: every call counts.)"""
     _update(SGD, p, g, (), (lr,), state_out, backup)
 
 
 def momentum_update(p, g, v, lr, beta, check_finite=True, *, state_out=None, backup=None):
-    """Momentum (exponentially weighted average), in place: v <- beta * v + (1 - beta) * g;
-    p <- p - lr * v. Returns None. (``state_out``: (v_new,).)"""
+    """See ``fastnn.kernels.momentum_update``. (``state_out``: (v_new,).)"""
     _update(MOMENTUM, p, g, (v,), (lr, beta, 1.0 - beta), state_out, backup)
 
 
 def rmsprop_update(p, g, s, lr, beta, eps, check_finite=True, *, state_out=None, backup=None):
-    """RMSprop, in place: s <- beta * s + (1 - beta) * g^2; p <- p - lr * g / (sqrt(s) + eps).
-    Returns None. (``state_out``: (s_new,).)"""
+    """See ``fastnn.kernels.rmsprop_update``. (``state_out``: (s_new,).)"""
     _update(RMSPROP, p, g, (s,), (lr, beta, 1.0 - beta, eps), state_out, backup)
 
 
 def adam_update(p, g, m, v, t, lr, beta1, beta2, eps, check_finite=True, *, state_out=None,
                 backup=None):
-    """Adam at step t >= 1, in place: m <- beta1 * m + (1 - beta1) * g;
-    v <- beta2 * v + (1 - beta2) * g^2; p <- p - lr * mhat / (sqrt(vhat) + eps) with
-    mhat = m / (1 - beta1^t), vhat = v / (1 - beta2^t) (folded into two scalars). Returns None.
+    """See ``fastnn.kernels.adam_update``. The bias corrections are folded into two scalars.
     (``state_out``: (m_new, v_new).)"""
     step = lr / (1.0 - beta1 ** t)
     inv_sqrt_bc2 = 1.0 / math.sqrt(1.0 - beta2 ** t)

@@ -167,27 +167,22 @@ def _rowwise(mode, Z, out):
 
 
 def softmax(Z, out=None):
-    """softmax(Z)_ij = exp(Z_ij - max_j Z_ij) / sum_j exp(Z_ij - max_j Z_ij). Z: (m, C)."""
+    """See ``fastnn.kernels.softmax``."""
     return _rowwise(SOFTMAX, Z, out)
 
 
 def log_softmax(Z, out=None):
-    """log softmax(Z) = Z - max(Z) - log(sum(exp(Z - max(Z)))), per row. Z: (m, C)."""
+    """See ``fastnn.kernels.log_softmax``."""
     return _rowwise(LOG_SOFTMAX, Z, out)
 
 
 def hardmax(Z, out=None):
-    """One-hot of the row argmax (first maximum on ties). Z: (m, C) -> (m, C) of Z's dtype."""
+    """See ``fastnn.kernels.hardmax``."""
     return _rowwise(HARDMAX, Z, out)
 
 
 def softmax_cross_entropy(Z, y, out=None):
-    """Mean cross-entropy of softmax(Z) against y, and its gradient with respect to Z.
-
-    Z: (m, C) logits. y: class indices (m,) or target rows Y (m, C).
-    loss = -(1/m) sum_i sum_j Y_ij log softmax(Z)_ij;  dZ = (softmax(Z) * sum_j Y_ij - Y) / m.
-    Returns (loss as a Python float, dZ); ``out``: dZ.
-    """
+    """See ``fastnn.kernels.softmax_cross_entropy``."""
     call = DeviceCall(Z, y, out)
     Zd, yd = call.read(Z, "Z"), call.read(y, "y")
     dZ = call.output(out, Zd.shape, Zd.dtype)
