@@ -11,13 +11,16 @@ its first trial (a new worker process first imports fastnn and Optuna, loads the
 compiled kernels: about 2-3 s here) to the last trial's end. ``track_speedup_with_startup`` is
 the ratio of the whole ``search`` calls, that start-up included (it weighs less the longer the
 search). Each search runs ``REPEATS`` times, 1 and 2 workers alternating, and the best rate of
-each is kept (the machine is shared). Skipped without Optuna.
+each is kept (the machine is shared). Skipped without Optuna or scikit-learn (the digits):
+``setup_cache`` then returns {"skip": why} (asv calls ``setup()`` without the cache argument when
+``setup_cache`` returns None, which fails) and ``setup()`` raises NotImplementedError, asv's skip.
 """
+import importlib.util
 import os
 import tempfile
 import time
 
-from .common import THREADS  # noqa: F401  (pins and prints the threads of this process)
+from . import common  # noqa: F401  (this checkout's fastnn on sys.path)
 
 TRIALS = {20: 32, 100: 16}  # epochs per trial: trials per search
 REPEATS = 2
@@ -26,8 +29,7 @@ REPEATS = 2
 def _search(jobs, epochs, n_trials):
     """{"trials": steady trials per minute, "call": trials per minute of the whole ``search``
     call} with ``jobs`` workers."""
-    from fastnn.tune import MLPObjective, search
-    from fastnn.tune.run import digits_space
+    from fastnn.tune import MLPObjective, digits_space, search
 
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
@@ -53,10 +55,12 @@ class TuneThroughput:
     timeout = 900
 
     def setup_cache(self):
-        try:
-            import optuna
-        except ImportError:
-            return None
+        missing = [name for name in ("optuna", "sklearn") if importlib.util.find_spec(name) is None]
+        if missing:
+            return {"skip": f"{', '.join(missing)} not installed: pip install "
+                            "'fastnn[tune,examples]' (Optuna, and scikit-learn's digits)"}
+        import optuna
+
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         _search(1, 1, n_trials=2)  # load the data and this process's compiled kernels first
         best = {}
@@ -72,8 +76,8 @@ class TuneThroughput:
         return best
 
     def setup(self, rates, epochs):
-        if rates is None:
-            raise NotImplementedError("optuna is not installed (pip install 'fastnn[tune]')")
+        if "skip" in rates:
+            raise NotImplementedError(rates["skip"])
 
     def track_trials_per_minute_1_worker(self, rates, epochs):
         return rates[epochs][1]["trials"]

@@ -6,12 +6,15 @@ on POSIX and Windows), and the folder is fsynced. A reader, or a process killed 
 the old file or the new one, never a part. On an exception the temporary file is removed and the
 old file is untouched. A process killed while writing leaves its temporary file
 (``.NAME.PID.XXXX.tmp``); the next ``atomic_write`` of that path removes those of dead processes.
+
+``save_figure(fig, path)`` saves a matplotlib figure that way (the learning curves, the plots of
+``fastnn.tune``).
 """
 import contextlib
 import os
 import tempfile
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "save_figure"]
 
 _UMASK = os.umask(0)  # read once at import: os.umask can only be read by setting it
 os.umask(_UMASK)
@@ -41,6 +44,14 @@ def atomic_write(path, mode="wb"):
             os.unlink(tmp)
         raise
     _fsync_folder(folder)
+
+
+def save_figure(fig, path, dpi=100):
+    """``fig.savefig`` into ``path`` whole or not at all (``atomic_write``), in the format of the
+    path's extension (PNG without one)."""
+    kind = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
+    with atomic_write(path) as f:
+        fig.savefig(f, format=kind, dpi=dpi)
 
 
 def _remove_stale(folder, prefix):

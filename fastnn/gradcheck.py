@@ -69,7 +69,8 @@ def gradcheck(model_or_layer, X, y, eps=1e-7, l2=0.0):
         X = np.ascontiguousarray(X, dtype=np.float64)
         model = Sequential([model_or_layer], dtype=np.float64)
         model.build(X.shape[1])
-        model_or_layer.input_grad = True  # dX is checked too
+        model_or_layer.bind(model_or_layer.params, model_or_layer.grads,
+                            input_grad=True)  # bound again for dX: it is checked too
         upstream = np.ascontiguousarray(y, dtype=np.float64)
         expected = (X.shape[0], model.n_classes)
         if upstream.shape != expected:

@@ -131,7 +131,7 @@ def test_figures_and_the_trials_csv_are_written_whole(tmp_path, monkeypatch):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from fastnn.train import save_figure
+    from fastnn.files import save_figure
 
     path = tmp_path / "curve.png"
     path.write_bytes(b"old png")
@@ -154,7 +154,7 @@ def test_figures_and_the_trials_csv_are_written_whole(tmp_path, monkeypatch):
     pytest.importorskip("optuna")
     from types import SimpleNamespace
 
-    from fastnn.tune.run import _write_trials
+    from fastnn.cli.tune import _write_trials
     from fastnn.tune.space import SearchSpace, Uniform
 
     class Broken:

@@ -2,12 +2,11 @@
 formulas (running statistics included) and against finite differences."""
 import numpy as np
 import pytest
+from helpers import assert_close, assert_gradient, matrix_shapes, over_backends, over_dtypes, seeds
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fastnn import kernels as K
-from helpers import (assert_close, assert_gradient, matrix_shapes, over_backends,
-                     over_dtypes, seeds)
 
 
 def bn_data(rng, m, n, dtype=np.float64, mean=0.0):

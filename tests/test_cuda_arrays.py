@@ -9,15 +9,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 from numba import cuda
+from test_cuda_kernels import (
+    KINDS,
+    OPTIMIZERS,
+    batchnorm_data,
+    dense_data,
+    host,
+    on,
+    optimizer_arrays,
+    pytestmark,
+    small_blocks,  # noqa: F401  (autouse fixture: applies here too)
+)
 
+import fastnn.kernels.cuda as kc  # after test_cuda_kernels' module-level skip
 from fastnn import config
 from fastnn.kernels import reference as ref
 from fastnn.kernels.cuda import _device
-from test_cuda_kernels import (KINDS, OPTIMIZERS, batchnorm_data, dense_data, host, on,
-                               optimizer_arrays, pytestmark)
-from test_cuda_kernels import small_blocks  # noqa: F401  (autouse fixture: applies here too)
-
-import fastnn.kernels.cuda as kc  # after test_cuda_kernels' module-level skip
 
 pytestmark = pytestmark  # the same warning filters
 
@@ -370,8 +377,8 @@ def test_require_gpu_explains_what_is_missing(monkeypatch):
 def test_import_needs_no_gpu_and_kernels_say_why_they_cannot_run():
     """Without the simulator, on a machine without a usable GPU: the package imports, and a kernel
     call and the GPU benchmark table raise require_gpu's error."""
-    code = ("import numpy as np, fastnn.kernels.cuda as kc, fastnn.bench_cuda\n"
-            "for call in (lambda: kc.softmax(np.ones((2, 2))), fastnn.bench_cuda.run):\n"
+    code = ("import numpy as np, fastnn.kernels.cuda as kc, fastnn.bench\n"
+            "for call in (lambda: kc.softmax(np.ones((2, 2))), fastnn.bench.run_cuda):\n"
             "    try:\n        call()\n"
             "    except RuntimeError as e:\n        print(e)\n"
             "    else:\n        print('ran')\n")

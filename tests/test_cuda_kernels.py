@@ -8,13 +8,13 @@ each case to about a thousand threads or fewer.
 """
 import numpy as np
 import pytest
+from helpers import assert_close, over_dtypes, tolerance
 from numba import cuda
 
 from fastnn import config
 from fastnn.errors import NonFiniteError
 from fastnn.kernels import reference as ref
 from fastnn.kernels.cuda import _device
-from helpers import assert_close, over_dtypes, tolerance
 
 if not _device.gpu_available():
     pytest.skip("no CUDA GPU and no CUDA simulator", allow_module_level=True)

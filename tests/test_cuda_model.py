@@ -1,9 +1,10 @@
 """A model on the "cuda" backend (Numba's CUDA simulator, small launch sizes): ``fastnn.nn``
 runs on the CUDA kernels and array functions with everything kept on the device."""
 import numpy as np
-
-from test_cuda_kernels import pytestmark  # noqa: F401  (the same warning filters)
-from test_cuda_kernels import small_blocks  # noqa: F401  (autouse fixture: applies here too)
+from test_cuda_kernels import (
+    pytestmark,  # noqa: F401  (the same warning filters)
+    small_blocks,  # noqa: F401  (autouse fixture: applies here too)
+)
 
 
 def test_a_model_trains_alike_on_the_cuda_and_cpu_backends(rng):

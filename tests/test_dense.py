@@ -2,13 +2,12 @@
 direct formulas, and both against finite differences."""
 import numpy as np
 import pytest
+from helpers import assert_close, assert_gradient, dense_shapes, over_backends, over_dtypes, seeds
 from hypothesis import example, given
 from hypothesis import strategies as st
 from scipy.special import expit
 
 from fastnn import kernels as K
-from helpers import (assert_close, assert_gradient, dense_shapes, over_backends, over_dtypes,
-                     seeds)
 
 ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid"]
 over_activations = pytest.mark.parametrize("activation", ACTIVATIONS + [None])

@@ -18,17 +18,17 @@ QUICK = ["--epochs", "1", "--hidden", "8", "--quiet", "--no-plot", "--backend", 
 @pytest.fixture
 def no_work(monkeypatch):
     """Fail the test if training or a search starts (errors must come before any work)."""
-    import fastnn.train
+    import fastnn.cli.train
 
     def work(*args, **kwargs):
         raise AssertionError("work started before the error was found")
 
-    monkeypatch.setattr(fastnn.train, "load_digits", work)
+    monkeypatch.setattr(fastnn.cli.train, "load_digits", work)
     try:
-        import fastnn.tune.run
+        import fastnn.cli.tune
     except ImportError:
         return
-    monkeypatch.setattr(fastnn.tune.run, "search", work)
+    monkeypatch.setattr(fastnn.cli.tune, "search", work)
 
 
 def fails(argv, match, status=2):
@@ -156,23 +156,23 @@ def test_a_diverged_training_is_one_line_with_status_1(tmp_path):
 ])
 def test_out_of_memory_and_a_huge_l2_are_one_line_with_status_1(tmp_path, monkeypatch, error,
                                                                  match):
-    import fastnn.train
+    import fastnn.cli.train
     from fastnn.errors import NonFiniteError
 
     def work(**kwargs):
         raise NonFiniteError("loss overflowed") if error == "diverged" else error
 
-    monkeypatch.setattr(fastnn.train, "run", work)
+    monkeypatch.setattr(fastnn.cli.train, "run", work)
     fails(["train", "--l2", "1e308", "--out", str(tmp_path)], match, status=1)
 
 
 def test_ctrl_c_is_one_line_with_status_130(tmp_path, monkeypatch):
-    import fastnn.train
+    import fastnn.cli.train
 
     def interrupted(**kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(fastnn.train, "run", interrupted)
+    monkeypatch.setattr(fastnn.cli.train, "run", interrupted)
     fails(["train", "--out", str(tmp_path)], "^fastnn train: interrupted$", status=130)
 
 
@@ -189,13 +189,13 @@ def test_bench_options(options, match, monkeypatch):
 
 
 def test_bench_cuda_without_a_gpu_is_one_line(monkeypatch):
-    from fastnn import bench_cuda
+    from fastnn import bench
 
     def refuse():
         raise RuntimeError("no GPU here")
 
-    monkeypatch.setattr(bench_cuda, "require_real_gpu", refuse)
-    monkeypatch.setattr(bench_cuda, "run", lambda **kwargs: pytest.fail("the benchmark started"))
+    monkeypatch.setattr(bench, "require_real_gpu", refuse)
+    monkeypatch.setattr(bench, "run_cuda", lambda **kwargs: pytest.fail("the benchmark started"))
     fails(["bench", "--cuda"], "^fastnn bench: --cuda: no GPU to time: no GPU here$")
 
 

@@ -22,9 +22,19 @@ optuna = pytest.importorskip("optuna")
 pytest.importorskip("sklearn")
 
 from fastnn import optim  # noqa: E402
-from fastnn.train import build_mlp  # noqa: E402
-from fastnn.tune import (Babysitter, Choice, IntRange, LogUniform, MLPObjective,  # noqa: E402
-                         OneMinusLogUniform, SearchFailedError, SpaceError, Uniform, search)
+from fastnn.nn.mlp import build_mlp  # noqa: E402
+from fastnn.tune import (  # noqa: E402
+    Babysitter,
+    Choice,
+    IntRange,
+    LogUniform,
+    MLPObjective,
+    OneMinusLogUniform,
+    SearchFailedError,
+    SpaceError,
+    Uniform,
+    search,
+)
 from fastnn.tune.parallel import WorkerDiedError  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

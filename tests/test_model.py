@@ -6,8 +6,15 @@ import pytest
 
 import fastnn
 from fastnn import optim
-from fastnn.nn import (BatchNorm, Dense, Dropout, EarlyStopping, ReLU, Sequential,
-                       TrainingDivergedError)
+from fastnn.nn import (
+    BatchNorm,
+    Dense,
+    Dropout,
+    EarlyStopping,
+    ReLU,
+    Sequential,
+    TrainingDivergedError,
+)
 
 
 def blobs(n=300, n_features=6, n_classes=3, seed=0, spread=0.6):
@@ -200,7 +207,7 @@ def test_running_statistics_are_not_half_updated_by_a_failed_step():
 
 def test_digits_main_job_reaches_97_percent(tmp_path):
     pytest.importorskip("sklearn")
-    from fastnn import train
+    from fastnn.cli import train
 
     model, history, accuracy = train.run(out=str(tmp_path), plot=True, verbose=False)  # defaults
     assert accuracy >= 0.97

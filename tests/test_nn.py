@@ -1,11 +1,20 @@
 """Layers, initializers and gradient checking (fastnn.nn, fastnn.gradcheck)."""
 import numpy as np
 import pytest
+from helpers import BACKENDS, over_backends
 
 from fastnn import gradcheck
-from fastnn.nn import (Activation, BatchNorm, Dense, Dropout, ReLU, Sequential, Sigmoid, Tanh,
-                       initializers)
-from helpers import BACKENDS, over_backends
+from fastnn.nn import (
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    initializers,
+)
 
 ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid"]
 
@@ -170,20 +179,51 @@ def test_gradcheck_restores_running_statistics_and_needs_float64():
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])
 @pytest.mark.parametrize("activation", [ReLU, Tanh, Sigmoid])
-def test_activation_after_batchnorm_is_fused_with_the_same_results(backend, activation):
-    """Sequential runs BatchNorm + Activation as one fused kernel; a Dropout(0) in between
-    (an identity) keeps them apart: both give the same loss, gradients and running stats."""
+def test_activation_after_batchnorm_is_fused_with_the_same_results(backend, activation,
+                                                                   monkeypatch):
+    """Sequential runs BatchNorm + Activation as one fused kernel (the Activation layer itself
+    is not run); a Dropout(0) in between (an identity) keeps them apart: both give the same
+    loss, gradients and running stats."""
     rng = np.random.default_rng(11)
     X, y = rng.standard_normal((30, 5)), rng.integers(0, 3, 30)
     fused = Sequential([Dense(6, use_bias=False), BatchNorm(), activation(), Dense(3)],
                        backend=backend, dtype=np.float64).build(5)
     split = Sequential([Dense(6, use_bias=False), BatchNorm(), Dropout(0.0), activation(),
                         Dense(3)], backend=backend, dtype=np.float64).build(5)
-    assert fused.layers[2].fused and not split.layers[3].fused
     assert fused.layers[1].fused_activation == fused.layers[2].name
+    assert split.layers[1].fused_activation == "linear"
+
+    def not_run(*args, **kwargs):
+        raise AssertionError("the fused Activation layer was run on its own")
+    for method in ("forward", "backward"):
+        monkeypatch.setattr(fused.layers[2], method, not_run)
     loss_fused, _ = fused.loss_and_gradients(X, y)
     loss_split, _ = split.loss_and_gradients(X, y)
     assert loss_fused == pytest.approx(loss_split, rel=1e-12)
     np.testing.assert_allclose(fused.flat_grads, split.flat_grads, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(fused.predict_proba(X), split.predict_proba(X), rtol=1e-12)
     assert gradcheck(fused, X, y)
+
+
+def test_the_model_tells_layers_what_they_need_through_their_hooks():
+    """``fuse`` at construction (a layer reused after its model is gone is fused afresh),
+    ``bind`` at build (only the first layer skips dX) and ``on_epoch_begin`` with each epoch's
+    generator, seeded by (seed, epoch), in ``fit``."""
+    class Recorder(Dropout):
+        def on_epoch_begin(self, epoch, rng):
+            super().on_epoch_begin(epoch, rng)
+            self.epochs.append((epoch, rng.bit_generator.state))
+    recorder = Recorder(0.5)
+    recorder.epochs = []
+    norm, relu = BatchNorm(), ReLU()
+    first = Sequential([Dense(4), norm, relu, Dense(3)])
+    assert norm.fused_activation == "relu"
+    del first
+    model = Sequential([Dense(4, use_bias=False), norm, recorder, relu, Dense(3)]).build(5)
+    assert norm.fused_activation == "linear"
+    assert [layer.input_grad for layer in model.layers] == [False, True, True, True, True]
+    np.testing.assert_array_equal(relu.forward(np.array([[-1.0, 2.0]]), False), [[0, 2]])
+    X, y = np.random.default_rng(12).standard_normal((8, 5)), np.arange(8) % 3
+    model.fit(X, y, epochs=3, batch_size=4, seed=7, verbose=False)
+    assert [epoch for epoch, _ in recorder.epochs] == [0, 1, 2]
+    assert recorder.epochs[2][1] == np.random.default_rng([7, 2]).bit_generator.state

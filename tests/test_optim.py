@@ -2,11 +2,11 @@
 torch.optim) and the optimizer classes of fastnn.optim (lists of arrays, state, saving, errors)."""
 import numpy as np
 import pytest
+from helpers import over_backends, over_dtypes
 
 from fastnn import config
 from fastnn import kernels as K
 from fastnn.optim import GD, Adam, Momentum, RMSprop
-from helpers import over_backends, over_dtypes
 
 #: kernel name -> (state array names, hyperparameters after the state (t first for Adam))
 KERNELS = {

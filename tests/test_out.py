@@ -2,11 +2,11 @@
 writes into given arrays exactly what it would return, and rejects unusable ones."""
 import numpy as np
 import pytest
+from helpers import over_backends, over_dtypes
 
 from fastnn import backend as fastnn_backend
 from fastnn import kernels as K
 from fastnn.errors import NonFiniteError
-from helpers import over_backends, over_dtypes
 
 
 def _data(rng, dtype, m=9, n_in=7, n_out=5):

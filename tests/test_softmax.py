@@ -2,14 +2,13 @@
 both against SciPy and fixed values, stability at large logits, and finite differences."""
 import numpy as np
 import pytest
+from helpers import assert_close, assert_gradient, matrix_shapes, over_backends, over_dtypes, seeds
 from hypothesis import example, given
 from scipy.special import log_softmax as scipy_log_softmax
 from scipy.special import softmax as scipy_softmax
 
 from fastnn import kernels as K
 from fastnn.kernels import cpu, reference
-from helpers import (assert_close, assert_gradient, matrix_shapes, over_backends, over_dtypes,
-                     seeds)
 
 ROWWISE = ["softmax", "log_softmax", "hardmax"]
 

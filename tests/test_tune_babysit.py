@@ -11,7 +11,7 @@ pytest.importorskip("sklearn")
 
 from fastnn import optim  # noqa: E402
 from fastnn.data import load_digits  # noqa: E402
-from fastnn.train import build_mlp  # noqa: E402
+from fastnn.nn.mlp import build_mlp  # noqa: E402
 from fastnn.tune.babysit import Babysitter  # noqa: E402
 from fastnn.tune.space import derive_seed  # noqa: E402
 

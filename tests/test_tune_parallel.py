@@ -14,8 +14,7 @@ optuna = pytest.importorskip("optuna")
 pytest.importorskip("sklearn")
 
 from fastnn.cli import main  # noqa: E402
-from fastnn.tune import LogUniform, MLPObjective, OneMinusLogUniform, search  # noqa: E402
-from fastnn.tune.run import digits_space  # noqa: E402
+from fastnn.tune import LogUniform, MLPObjective, OneMinusLogUniform, digits_space, search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"lr": LogUniform(1e-3, 1e-1), "beta": OneMinusLogUniform(0.9, 0.99)}

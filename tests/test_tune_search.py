@@ -7,8 +7,17 @@ import pytest
 
 optuna = pytest.importorskip("optuna")
 
-from fastnn.tune import (Choice, IntRange, LogUniform, MLPObjective,  # noqa: E402
-                         OneMinusLogUniform, SearchSpace, StorageError, Uniform, search)
+from fastnn.tune import (  # noqa: E402
+    Choice,
+    IntRange,
+    LogUniform,
+    MLPObjective,
+    OneMinusLogUniform,
+    SearchSpace,
+    StorageError,
+    Uniform,
+    search,
+)
 from fastnn.tune.plots import plot_trials  # noqa: E402
 
 SPACE = SearchSpace({"lr": LogUniform(1e-4, 1.0), "beta": OneMinusLogUniform(0.9, 0.999),

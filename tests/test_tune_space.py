@@ -6,8 +6,15 @@ import pytest
 
 pytest.importorskip("optuna")
 
-from fastnn.tune import (Choice, IntRange, LogUniform, OneMinusLogUniform,  # noqa: E402
-                         SearchSpace, Uniform, grid_vs_random)
+from fastnn.tune import (  # noqa: E402
+    Choice,
+    IntRange,
+    LogUniform,
+    OneMinusLogUniform,
+    SearchSpace,
+    Uniform,
+    grid_vs_random,
+)
 from fastnn.tune.plots import plot_grid_vs_random  # noqa: E402
 
 

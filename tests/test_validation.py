@@ -5,9 +5,9 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import BACKENDS, over_backends
 
 from fastnn import kernels as K
-from helpers import BACKENDS, over_backends
 
 FUNCTIONS = ["dense_forward", "dense_backward", "batchnorm_forward", "batchnorm_backward",
              "softmax", "log_softmax", "hardmax", "softmax_cross_entropy"]

@@ -19,8 +19,15 @@ from numpy.typing import ArrayLike
 
 from fastnn import backend as _backend
 from fastnn.kernels import validation as check
-from fastnn.kernels.base import (ACTIVATIONS, Activation, Backend, BatchNormCache, NonFiniteError,
-                                 is_device_array, to_host)
+from fastnn.kernels.base import (
+    ACTIVATIONS,
+    Activation,
+    Backend,
+    BatchNormCache,
+    NonFiniteError,
+    is_device_array,
+    to_host,
+)
 from fastnn.kernels.optim import adam_update, momentum_update, rmsprop_update, sgd_update
 
 __all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_forward",

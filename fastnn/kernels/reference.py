@@ -12,10 +12,21 @@ import contextlib
 
 import numpy as np
 
+from fastnn.kernels._host_arrays import (  # noqa: F401
+    assign,
+    copy,
+    count_correct,
+    dropout_backward,
+    dropout_forward,
+    empty,
+    on_device,
+    sum_squares,
+    take_rows,
+    to_backend,
+    to_host,
+    zeros,
+)
 from fastnn.kernels.base import BatchNormCache, NonFiniteError
-from fastnn.kernels._host_arrays import (assign, copy, count_correct, dropout_backward,  # noqa: F401
-                                         dropout_forward, empty, on_device, sum_squares,
-                                         take_rows, to_backend, to_host, zeros)
 
 #: A context manager for a run of kernel calls (a backend may set up shared resources once for
 #: them; the CPU backend pins BLAS). Here nothing is needed.

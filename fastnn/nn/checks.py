@@ -1,5 +1,6 @@
-"""Argument checks shared by the layers and the model: each raises TypeError or
-ValueError naming the function (``fn``) and the argument, with what was expected and received."""
+"""Argument checks shared by the layers, the model and the training loop: each raises TypeError
+or ValueError naming the function (``fn``) and the argument, with what was expected and received.
+``inputs`` and ``labels`` check a data set X (n_samples, n_features) and its class labels y."""
 import math
 import numbers
 
@@ -68,3 +69,63 @@ def scheduled_lr(fn, schedule, when, optimizer):
         raise ValueError(f"{fn}: the schedule {schedule!r} returned lr = {lr!r} at {unit} "
                          f"{when}; a learning rate must be a finite number > 0 (a decaying "
                          f"schedule may have underflowed to 0)") from None
+
+
+def host_or_device(a, kernels):
+    """(a, True) as a NumPy array, or (a, False) as a device array when a is one and the backend
+    ``kernels`` keeps its arrays on the device (a device array for a host backend is copied to
+    the host)."""
+    if not is_device_array(a):
+        return np.asarray(a), True
+    return (kernels.to_backend(a), False) if kernels.on_device else (to_host(a), True)
+
+
+def inputs(fn, X, dtype, kernels, n_features=None, source="the model was built for",
+           finite=True):
+    """X as a C-contiguous array of ``dtype`` with ``n_features`` columns (None: any number;
+    ``source`` says where that number comes from). NaN or inf is looked for only when
+    ``finite`` (else the kernels find it). A device array stays on the device for a device
+    backend ``kernels`` (its dtype must then be ``dtype``: a conversion would copy it)."""
+    X, host, dtype = *host_or_device(X, kernels), np.dtype(dtype)
+    if np.dtype(X.dtype).kind not in "fiu" or len(X.shape) != 2:
+        raise ValueError(f"{fn}: X must be a 2-D real array (n_samples, n_features), got "
+                         f"shape {X.shape} and dtype {X.dtype}")
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"{fn}: X is empty (shape {X.shape}: no rows or no features)")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"{fn}: X has {X.shape[1]} features, {source} {n_features}")
+    original = X
+    if host:
+        X = np.ascontiguousarray(X, dtype=dtype)
+    elif X.dtype != dtype:
+        raise TypeError(f"{fn}: X on the device must have the model's dtype {dtype}, got "
+                        f"{X.dtype}")
+    narrowed = (host and original.dtype.kind == "f"
+                and original.dtype.itemsize > dtype.itemsize)
+    if finite or narrowed:  # (one pass over the converted values)
+        values = X if host else kernels.to_host(X)
+        if not np.isfinite(values).all():
+            if narrowed and np.isfinite(original).all():  # finite, but too large for dtype
+                raise ValueError(f"{fn}: X holds values up to {np.abs(original).max():.3g}, "
+                                 f"beyond the range of the model's dtype {dtype}")
+            if finite:
+                where = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
+                raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
+    return X
+
+
+def labels(fn, y, n_rows, n_classes, kernels):
+    """y as 1-D integer class labels in [0, n_classes), one per row of X (``n_rows``): an
+    intp array on the host, or the device array itself for a device backend ``kernels``."""
+    y, host = host_or_device(y, kernels)
+    if len(y.shape) != 1 or np.dtype(y.dtype).kind not in "iu":
+        raise ValueError(f"{fn}: y must be 1-D integer class labels, got shape {y.shape} and "
+                         f"dtype {y.dtype}")
+    if y.shape[0] != n_rows:
+        raise ValueError(f"{fn}: X has {n_rows} rows but y has {y.shape[0]} labels")
+    values = y if host else kernels.to_host(y)  # (device labels: a small copy)
+    if values.min() < 0 or values.max() >= n_classes:
+        bad = int(values.min()) if values.min() < 0 else int(values.max())
+        raise ValueError(f"{fn}: label {bad} is outside [0, {n_classes}), the model's "
+                         f"{n_classes} outputs")
+    return y.astype(np.intp, copy=False) if host else y

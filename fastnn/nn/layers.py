@@ -15,7 +15,12 @@ new arrays and leave what the training step keeps for its backward pass untouche
 
 A layer object belongs to one model: ``Sequential`` rejects a layer listed twice or already in
 another live model (fastnn has no weight sharing; make a new layer, or ``copy.deepcopy`` one).
+Besides its ``backend`` and its owner, the model tells a layer what it needs to know through
+three hooks of ``Layer`` (it sets no other attribute): ``fuse`` at construction,
+``bind`` at build and ``on_epoch_begin`` before each epoch of ``fit``.
 """
+from __future__ import annotations
+
 import math
 import weakref
 
@@ -23,6 +28,7 @@ import numpy as np
 
 from fastnn import backend as _backend
 from fastnn.kernels.base import ACTIVATIONS
+from fastnn.kernels.base import Activation as ActivationName
 from fastnn.nn import initializers
 from fastnn.nn.checks import number
 from fastnn.nn.workspace import Workspace
@@ -36,10 +42,14 @@ class ParamSpec:
 
 
 class Layer:
-    """Base class. Subclasses set ``params``/``grads`` (dicts of views) through ``bind`` and
-    define ``forward(X, training)`` and ``backward(dA, overwrite_dA=False)`` (the model passes
+    """Base class. Subclasses declare ``param_specs`` and ``output_width``, and define
+    ``forward(X, training)`` and ``backward(dA, overwrite_dA=False)`` (the model passes
     ``overwrite_dA=True`` when dA is its own workspace, which the layer may then compute in).
-    ``input_grad``: whether ``backward`` must return dX (a model's first layer need not)."""
+
+    The hooks the model calls: ``fuse(following)`` when it is constructed, ``bind(params,
+    grads, input_grad)`` when it is built, and ``on_epoch_begin(epoch, rng)`` before each epoch
+    of ``fit``. ``input_grad``: whether ``backward`` must return dX (set by ``bind``: a model's
+    first layer need not; True for a layer used on its own)."""
     backend = None
     input_grad = True
     _model = None  # a weak reference to the Sequential holding this layer
@@ -85,11 +95,22 @@ class Layer:
     def output_width(self, n_in):
         return n_in
 
-    def bind(self, params, grads):
+    def bind(self, params, grads, input_grad=True):
         """Attach the views into the model's flat parameter and gradient buffers (a new build:
-        the workspaces start afresh)."""
-        self.params, self.grads = params, grads
+        the workspaces start afresh); ``input_grad``: whether ``backward`` must return dX."""
+        self.params, self.grads, self.input_grad = params, grads, bool(input_grad)
         self.workspace.clear()
+
+    def fuse(self, following):
+        """Offered the layer that follows this one in a model (None for the last): take over
+        its work in this layer's own kernels and return True (the model then skips it), or
+        return False. The base class takes nothing over."""
+        return False
+
+    def on_epoch_begin(self, epoch, rng):
+        """Called by ``fit`` before each epoch with that epoch's generator (seeded by (seed,
+        epoch)): a layer that draws random numbers draws them from it. The base class does
+        nothing."""
 
     def state(self):
         """Non-trainable arrays to save with the model (e.g. running statistics)."""
@@ -119,7 +140,8 @@ class Dense(Layer):
     pass ``use_bias=False``.
     """
 
-    def __init__(self, units, activation=None, init="he", use_bias=True, init_scale=0.01):
+    def __init__(self, units: int, activation: ActivationName = None, init: str = "he",
+                 use_bias: bool = True, init_scale: float = 0.01) -> None:
         super().__init__()
         if not isinstance(units, (int, np.integer)) or isinstance(units, bool) or units < 1:
             raise ValueError(f"Dense: units must be a positive integer, got {units!r}")
@@ -166,13 +188,13 @@ class BatchNorm(Layer):
 
     Training normalizes with the batch statistics and updates the running mean and (unbiased)
     variance as r = decay * r + (1 - decay) * batch value; prediction uses the running ones.
-    ``decay`` is PyTorch's 1 - momentum (Keras' momentum). ``Sequential`` fuses an activation
-    layer that directly follows into this one's kernels (``fused_activation``): one pass over
-    the data instead of two, forward and backward.
+    ``decay`` is PyTorch's 1 - momentum (Keras' momentum). An activation layer that directly
+    follows in a model is fused into this one's kernels (``fuse``; ``fused_activation`` names
+    it): one pass over the data instead of two, forward and backward.
     """
     fused_activation = "linear"
 
-    def __init__(self, decay=0.9, eps=1e-5):
+    def __init__(self, decay: float = 0.9, eps: float = 1e-5) -> None:
         super().__init__()
         self.decay = number("BatchNorm", "decay", decay, 0.0, 1.0)
         self.eps = number("BatchNorm", "eps", eps, 0.0, math.inf, low_open=True, high_open=True)
@@ -182,8 +204,14 @@ class BatchNorm(Layer):
         return {"gamma": ParamSpec((n_in,), "ones", regularized=False),
                 "beta": ParamSpec((n_in,), "zeros", regularized=False)}
 
-    def bind(self, params, grads):
-        super().bind(params, grads)
+    def fuse(self, following):
+        """Apply ``following``'s activation after normalizing when it is an Activation layer."""
+        fused = isinstance(following, Activation)
+        self.fused_activation = following.name if fused else "linear"
+        return fused
+
+    def bind(self, params, grads, input_grad=True):
+        super().bind(params, grads, input_grad)
         n, dtype = params["gamma"].shape[0], params["gamma"].dtype
         self.running_mean = self.kernels.zeros(n, dtype)  # (new parameters, new statistics)
         self.running_var = self.kernels.to_backend(np.ones(n, dtype))
@@ -215,17 +243,14 @@ class BatchNorm(Layer):
 
 class Activation(Layer):
     """A = g(Z) elementwise, g in "linear", "relu", "tanh", "sigmoid". (Dense(activation=...)
-    fuses g after the product and saves a pass over the data; after a BatchNorm, ``Sequential``
-    fuses it into that layer, and ``fused`` makes this one pass its input through.)"""
-    fused = False
+    fuses g after the product and saves a pass over the data; in a model, a BatchNorm right
+    before this layer applies g in its own kernels, and the model skips this layer.)"""
 
-    def __init__(self, name):
+    def __init__(self, name: ActivationName) -> None:
         super().__init__()
         self.name = _activation_name(name)
 
     def forward(self, X, training):
-        if self.fused:
-            return X
         A = self.kernels.activation_forward(X, self.name, out=self._output("A", X, training))
         if training:
             self._A = A
@@ -233,8 +258,6 @@ class Activation(Layer):
 
     def backward(self, dA, overwrite_dA=False):
         """dZ in place of dA when ``overwrite_dA`` (the model owns dA), else in a workspace."""
-        if self.fused:
-            return dA
         out = dA if overwrite_dA else self._like("dX", dA)
         return self.kernels.activation_backward(dA, self._A, self.name, out=out)
 
@@ -243,7 +266,7 @@ class Activation(Layer):
 
 
 class ReLU(Activation):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("relu")
 
     def config(self):
@@ -251,7 +274,7 @@ class ReLU(Activation):
 
 
 class Tanh(Activation):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("tanh")
 
     def config(self):
@@ -259,7 +282,7 @@ class Tanh(Activation):
 
 
 class Sigmoid(Activation):
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__("sigmoid")
 
     def config(self):
@@ -270,10 +293,11 @@ class Dropout(Layer):
     """Inverted dropout: in training, Y = X * mask / keep_prob with mask ~ Bernoulli(keep_prob)
     and keep_prob = 1 - rate (``rate`` is the drop probability, as in PyTorch and Keras); at
     prediction Y = X. The expected activation is unchanged, so nothing is rescaled at test time.
-    Each mask is drawn by the backend's ``dropout_forward`` from a seed taken from the model's
-    seeded generator; ``fixed_mask = True`` keeps the last mask (for gradient checking)."""
+    Each mask is drawn by the backend's ``dropout_forward`` from a seed taken from ``rng``:
+    ``fit`` hands each epoch's seeded generator to ``on_epoch_begin``. ``fixed_mask = True``
+    keeps the last mask (for gradient checking)."""
 
-    def __init__(self, rate):
+    def __init__(self, rate: float) -> None:
         super().__init__()
         self.rate = number("Dropout", "rate", rate, 0.0, 1.0, high_open=True)
         self.rng = np.random.default_rng(0)
@@ -300,21 +324,25 @@ class Dropout(Layer):
         out = dA if overwrite_dA else self._like("dX", dA)
         return self.kernels.dropout_backward(dA, self._mask, self.rate, out=out)
 
+    def on_epoch_begin(self, epoch, rng):
+        """Draw this epoch's masks from ``rng``."""
+        self.rng = rng
+
     def config(self):
         return dict(rate=self.rate)
 
 
-def fuse_activations(layers):
-    """Let each BatchNorm apply the Activation layer right after it (one pass over the data
-    instead of two); that Activation then passes its input through."""
-    for layer in layers:
-        if isinstance(layer, Activation):
-            layer.fused = False
-        elif isinstance(layer, BatchNorm):
-            layer.fused_activation = "linear"
-    for layer, following in zip(layers, layers[1:]):
-        if isinstance(layer, BatchNorm) and isinstance(following, Activation):
-            layer.fused_activation, following.fused = following.name, True
+def fuse_layers(layers):
+    """The (index, layer) pairs a model runs, in order: each layer is offered the one after it
+    (``Layer.fuse``), and a layer taken over by the one before it is left out."""
+    running, skip = [], False
+    for i, layer in enumerate(layers):
+        if skip:
+            skip = False
+            continue
+        running.append((i, layer))
+        skip = layer.fuse(layers[i + 1] if i + 1 < len(layers) else None)
+    return running
 
 
 def claim_layers(model, layers):

@@ -1,58 +1,53 @@
-"""Sequential: a stack of layers trained with mini-batch gradient descent on the softmax
-cross-entropy (plus optional L2), one optimizer step per mini-batch over one flat buffer.
+"""Sequential: a stack of layers with its parameters in one flat buffer (and their gradients in
+another), the forward and backward passes, the softmax cross-entropy loss (plus optional L2) and
+inference. Training runs in ``fastnn.nn.training`` and saving in ``fastnn.nn.saving``; ``fit``,
+``train_on_batch`` and ``save`` stay methods here, where users call them.
 
 Keras-like use::
 
     model = Sequential([Dense(128, use_bias=False), BatchNorm(), ReLU(), Dense(10)])
     history = model.fit(X, y, epochs=20, batch_size=64, optimizer=Adam(1e-3))
     model.predict(X_test)
+
+Methods with one leading underscore serve the other modules of ``fastnn.nn`` (the training
+loop, saving): the unchecked paths of a training step, and the model's lock.
 """
+from __future__ import annotations
+
 import math
 import numbers
+import os
 import threading
 import weakref
+from collections.abc import Callable, Iterable
 
 import numpy as np
+from numpy.typing import ArrayLike, DTypeLike
 
 from fastnn import backend as _backend
-from fastnn import optim
-from fastnn.data import minibatch_indices
-from fastnn.kernels.base import is_device_array, to_host
-from fastnn.errors import NonFiniteError, TrainingDivergedError
-from fastnn.nn import checks, initializers
+from fastnn.errors import NonFiniteError
+from fastnn.kernels.base import Backend
+from fastnn.nn import checks, initializers, training
 from fastnn.nn.callbacks import Callback
-from fastnn.nn.layers import BatchNorm, Layer, claim_layers, fuse_activations
+from fastnn.nn.layers import BatchNorm, Layer, claim_layers, fuse_layers
 from fastnn.nn.workspace import Workspace
+from fastnn.optim import Optimizer
 
 LOSSES = ("softmax_cross_entropy",)
 
-
-class History:
-    """Per-epoch records of ``fit``: ``history["loss"]``, ``"accuracy"``, ``"val_loss"``,
-    ``"val_accuracy"``, ``"lr"`` (lists, one value per epoch), as Keras' ``History.history``."""
-
-    def __init__(self):
-        self.history, self.epoch = {}, []
-
-    def append(self, epoch, logs):
-        self.epoch.append(epoch)
-        for key, value in logs.items():
-            self.history.setdefault(key, []).append(value)
-
-    def __getitem__(self, key):
-        return self.history[key]
-
-    def __repr__(self):
-        last = {k: round(v[-1], 4) for k, v in self.history.items()}
-        return f"History(epochs={len(self.epoch)}, last={last})"
+#: What ``get_weights`` returns and ``set_weights`` takes: (flat parameters, [per layer
+#: {state name: array}]).
+Weights = tuple[np.ndarray, list[dict[str, np.ndarray]]]
 
 
 class Sequential:
     """Layers applied in order; the last one gives the logits (n_samples, n_classes).
 
-    loss: "softmax_cross_entropy" (labels are class indices). backend: "numpy" | "cpu" | None
-    (the default backend), used by every layer and the optimizer. dtype: float32 (default) or
-    float64. The parameters are built on the first ``fit``/``build`` from the feature count.
+    loss: "softmax_cross_entropy" (labels are class indices). backend: "numpy" | "cpu" |
+    "cuda" | None (the default backend), used by every layer and the optimizer. dtype: float32
+    (default) or float64. The parameters are built on the first ``fit``/``build`` from the
+    feature count. Arrays returned by ``forward`` and ``backward`` are on the backend (device
+    arrays for "cuda"); ``predict``, ``predict_proba`` and ``get_weights`` return NumPy arrays.
 
     A layer object belongs to one model (no weight sharing): a layer listed twice, or already in
     another live model, is rejected. One model may be used from several threads: each training
@@ -60,7 +55,8 @@ class Sequential:
     the parameters between two steps.
     """
 
-    def __init__(self, layers, loss="softmax_cross_entropy", backend=None, dtype=np.float32):
+    def __init__(self, layers: Iterable[Layer], loss: str = "softmax_cross_entropy",
+                 backend: Backend = None, dtype: DTypeLike = np.float32) -> None:
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential: layers must be a non-empty list of fastnn.nn layers")
@@ -73,7 +69,7 @@ class Sequential:
         self.backend = backend
         for layer in layers:
             layer.backend = backend
-        fuse_activations(layers)
+        self._running = fuse_layers(layers)  # (index, layer) pairs the passes run
         self.n_features = None
         self.optimizer = None
         self.stop_training = False
@@ -94,10 +90,10 @@ class Sequential:
 
     # --- parameters ------------------------------------------------------------------------
 
-    def build(self, n_features, seed=0):
+    def build(self, n_features: int, seed: int = 0) -> Sequential:
         """Create the parameters for ``n_features`` inputs, initialized from ``seed``: a fresh
         model (running statistics reset, no optimizer). A model is built on the backend it was
-        given, or the default one at that moment, and stays there."""
+        given, or the default one at that moment, and stays there. Returns the model."""
         if (not isinstance(n_features, numbers.Integral) or isinstance(n_features, bool)
                 or n_features < 1):
             raise ValueError(f"Sequential.build: n_features must be an integer >= 1, got "
@@ -126,16 +122,14 @@ class Sequential:
         k = self._kernels()
         self.flat_params, self.flat_grads = k.to_backend(initial), k.zeros(size, self.dtype)
         self._regularized = []
-        for layer, layer_parts in zip(self.layers, parts):
+        for i, (layer, layer_parts) in enumerate(zip(self.layers, parts)):
             params = {name: self.flat_params[part].reshape(spec.shape)
                       for name, spec, part in layer_parts}
             grads = {name: self.flat_grads[part].reshape(spec.shape)
                      for name, spec, part in layer_parts}
             self._regularized += [(params[name], grads[name])
                                   for name, spec, _ in layer_parts if spec.regularized]
-            layer.bind(params, grads)
-        for i, layer in enumerate(self.layers):
-            layer.input_grad = i > 0  # nothing needs the gradient with respect to the data
+            layer.bind(params, grads, input_grad=i > 0)  # (nothing needs the data's gradient)
         self.n_features, self.n_classes = int(n_features), width
         self._forward_rows, self.optimizer = None, None
         self.workspace.clear()
@@ -160,7 +154,7 @@ class Sequential:
             raise RuntimeError(f"Sequential.{what}: the model has no parameters yet; call fit() "
                                "or build(n_features) first")
 
-    def get_weights(self):
+    def get_weights(self) -> Weights:
         """Host copies of every parameter and running statistic: (flat parameters, [per layer
         {state name: array}])."""
         self._require_built("get_weights")
@@ -171,7 +165,7 @@ class Sequential:
             return host(self.flat_params), [{k: host(v) for k, v in layer.state().items()}
                                             for layer in self.layers]
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Weights) -> None:
         """Put back what ``get_weights`` returned: (flat parameters (count_params(),), [per layer
         {state name: array}]), each array of exactly the model's shape and dtype and finite
         (running variances >= 0). Everything is checked before anything is assigned; a
@@ -200,14 +194,19 @@ class Sequential:
             for _, target, value in values:
                 k.assign(target, value)
 
-    def count_params(self):
+    def _state_arrays(self):
+        """Every layer's running statistics, the arrays themselves, in a fixed order (what a
+        failed training step puts back)."""
+        return [value for layer in self.layers for value in layer.state().values()]
+
+    def count_params(self) -> int:
         """The number of trainable parameters."""
         self._require_built("count_params")
         return self.flat_params.size
 
     # --- forward and backward --------------------------------------------------------------
 
-    def forward(self, X, training=False):
+    def forward(self, X: ArrayLike, training: bool = False) -> np.ndarray:
         """Logits (n_samples, n_classes) of X (n_samples, n_features; converted to the model's
         dtype). In training mode (batch statistics, dropout) the logits live in a workspace that
         the next training-mode call overwrites (copy them to keep them), and ``backward`` may
@@ -216,7 +215,7 @@ class Sequential:
         self._require_built("forward")
         if not isinstance(training, (bool, np.bool_)):
             raise TypeError(f"{fn}: training must be True or False, got {training!r}")
-        X = self._check_X(fn, X, finite=False)  # NaN/inf: found by the kernels, layer named
+        X = self._inputs(fn, X, finite=False)  # NaN/inf: found by the kernels, layer named
         if training:
             self._check_batch_rows(fn, X.shape[0])
         with self._lock:
@@ -226,7 +225,7 @@ class Sequential:
         """``forward`` on checked data on the backend."""
         if training:
             self._forward_rows = X.shape[0]
-        for i, layer in enumerate(self.layers):
+        for i, layer in self._running:
             try:
                 X = layer.forward(X, training)
             except NonFiniteError:
@@ -234,7 +233,7 @@ class Sequential:
                                      f"({layer!r})") from None
         return X
 
-    def backward(self, dZ):
+    def backward(self, dZ: ArrayLike) -> np.ndarray | None:
         """Backpropagate dZ (n_samples, n_classes), the gradient of the loss w.r.t. the logits
         of the last training-mode ``forward``; fills ``flat_grads``. Returns the gradient with
         respect to the input (None if the first layer skips it)."""
@@ -243,13 +242,13 @@ class Sequential:
         if self._forward_rows is None:
             raise RuntimeError(f"{fn}: call forward(X, training=True) first (backward uses what "
                                "that pass kept)")
-        dZ, host = self._host_or_device(dZ)
+        k = self._kernels()
+        dZ, host = checks.host_or_device(dZ, k)
         expected = (self._forward_rows, self.n_classes)
         if np.dtype(dZ.dtype).kind not in "fiu" or tuple(dZ.shape) != expected:
             raise ValueError(f"{fn}: dZ must be a real array of shape {expected} (the last "
                              f"training forward's rows, the model's outputs), got shape "
                              f"{tuple(dZ.shape)} and dtype {dZ.dtype}")
-        k = self._kernels()
         if host:  # a copy the layers may overwrite
             dZ = k.to_backend(np.array(dZ, dtype=self.dtype))
         elif dZ.dtype != self.dtype:
@@ -262,36 +261,28 @@ class Sequential:
 
     def _backward(self, dZ):
         """``backward`` on a dZ the model owns: layers may compute in place of their dA."""
-        for i in range(len(self.layers) - 1, -1, -1):
+        for i, layer in reversed(self._running):
             try:
-                dZ = self.layers[i].backward(dZ, overwrite_dA=True)
+                dZ = layer.backward(dZ, overwrite_dA=True)
             except NonFiniteError:
                 raise NonFiniteError(f"NaN or inf in the backward pass of layer {i} "
-                                     f"({self.layers[i]!r})") from None
+                                     f"({layer!r})") from None
         return dZ
 
-    def loss_and_gradients(self, X, y, l2=0.0):
+    def loss_and_gradients(self, X: ArrayLike, y: ArrayLike,
+                           l2: float = 0.0) -> tuple[float, int]:
         """Training-mode loss on (X, y), cross-entropy + l2 / (2 m) * sum of squared weights,
         with every gradient in ``flat_grads`` (dW gets + l2 / m * W). Returns (loss, number of
         rows whose logits' argmax is the label)."""
         fn = "Sequential.loss_and_gradients"
         self._require_built("loss_and_gradients")
-        X = self._check_X(fn, X)
-        y = self._check_y(fn, y, X.shape[0])
+        X = self._inputs(fn, X)
+        y = checks.labels(fn, y, X.shape[0], self.n_classes, self._kernels())
         l2 = checks.l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
         k = self._kernels()
         with self._lock, k.kernel_scope:
             return self._loss_and_gradients(k.to_backend(X), k.to_backend(y), l2)
-
-    def _check_batch_rows(self, fn, rows):
-        """A training batch for a model with BatchNorm needs 2 rows or more (a variance)."""
-        if rows < 2 and any(isinstance(layer, BatchNorm) for layer in self.layers):
-            raise ValueError(f"{fn}: a training batch for a model with BatchNorm needs at least 2 "
-                             f"rows (batch statistics), got {rows}")
-
-    def _kernels(self):
-        return _backend.get(self.backend)
 
     def _loss_and_gradients(self, X, y, l2):
         """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class
@@ -312,73 +303,34 @@ class Sequential:
                 k.add_scaled(dW, l2 / m, W)
         return loss, n_correct
 
+    def _inputs(self, fn, X, finite=True):
+        """X checked for this model (``checks.inputs``): its dtype, and its feature count once
+        built."""
+        return checks.inputs(fn, X, self.dtype, self._kernels(), self.n_features, finite=finite)
 
-    # --- input checks ------------------------------------------------------------------------
+    def _batch_statistics(self):
+        """Whether a layer normalizes with batch statistics (BatchNorm): a training batch then
+        needs 2 rows or more, and ``fit`` joins a one-row last mini-batch to the one before."""
+        return any(isinstance(layer, BatchNorm) for layer in self.layers)
 
-    def _check_X(self, fn, X, finite=True, n_features=None):
-        """X as a C-contiguous array of the model's dtype with the model's feature count; NaN or
-        inf is looked for only when ``finite`` (else the kernels find it, see train_on_batch).
-        A device array stays on the device for the "cuda" backend (its dtype must then be the
-        model's: a conversion would copy it)."""
-        X, host = self._host_or_device(X)
-        if np.dtype(X.dtype).kind not in "fiu" or len(X.shape) != 2:
-            raise ValueError(f"{fn}: X must be a 2-D real array (n_samples, n_features), got "
-                             f"shape {X.shape} and dtype {X.dtype}")
-        if X.shape[0] == 0 or X.shape[1] == 0:
-            raise ValueError(f"{fn}: X is empty (shape {X.shape}: no rows or no features)")
-        if self.n_features is not None and X.shape[1] != self.n_features:
-            raise ValueError(f"{fn}: X has {X.shape[1]} features, the model was built for "
-                             f"{self.n_features}")
-        if n_features is not None and X.shape[1] != n_features:
-            raise ValueError(f"{fn}: X has {X.shape[1]} features, the training data "
-                             f"{n_features}")
-        original = X
-        if host:
-            X = np.ascontiguousarray(X, dtype=self.dtype)
-        elif X.dtype != self.dtype:
-            raise TypeError(f"{fn}: X on the device must have the model's dtype {self.dtype}, "
-                            f"got {X.dtype}")
-        narrowed = (host and original.dtype.kind == "f"
-                    and original.dtype.itemsize > self.dtype.itemsize)
-        if finite or narrowed:  # (one pass over the converted values)
-            values = X if host else self._kernels().to_host(X)
-            if not np.isfinite(values).all():
-                if narrowed and np.isfinite(original).all():  # finite, but too large for dtype
-                    raise ValueError(f"{fn}: X holds values up to {np.abs(original).max():.3g}, "
-                                     f"beyond the range of the model's dtype {self.dtype}")
-                if finite:
-                    where = tuple(int(i) for i in np.argwhere(~np.isfinite(values))[0])
-                    raise ValueError(f"{fn}: X contains NaN or inf (first at index {where})")
-        return X
+    def _check_batch_rows(self, fn, rows):
+        """A training batch for a model with BatchNorm needs 2 rows or more (a variance)."""
+        if rows < 2 and self._batch_statistics():
+            raise ValueError(f"{fn}: a training batch for a model with BatchNorm needs at least 2 "
+                             f"rows (batch statistics), got {rows}")
 
-    def _check_y(self, fn, y, n_rows, n_classes=None):
-        n_classes = self.n_classes if n_classes is None else n_classes
-        y, host = self._host_or_device(y)
-        if len(y.shape) != 1 or np.dtype(y.dtype).kind not in "iu":
-            raise ValueError(f"{fn}: y must be 1-D integer class labels, got shape {y.shape} and "
-                             f"dtype {y.dtype}")
-        if y.shape[0] != n_rows:
-            raise ValueError(f"{fn}: X has {n_rows} rows but y has {y.shape[0]} labels")
-        labels = y if host else self._kernels().to_host(y)  # (device labels: a small copy)
-        if labels.min() < 0 or labels.max() >= n_classes:
-            bad = int(labels.min()) if labels.min() < 0 else int(labels.max())
-            raise ValueError(f"{fn}: label {bad} is outside [0, {n_classes}), the model's "
-                             f"{n_classes} outputs")
-        return y.astype(np.intp, copy=False) if host else y
+    def _kernels(self):
+        return _backend.get(self.backend)
 
-    def _host_or_device(self, a):
-        """(a, True) as a NumPy array, or (a, False) as a device array when a is one and the
-        model is on the device (a device array for a host model is copied to the host)."""
-        if not is_device_array(a):
-            return np.asarray(a), True
-        k = self._kernels()
-        return (k.to_backend(a), False) if k.on_device else (to_host(a), True)
+    # --- training (fastnn.nn.training) -------------------------------------------------------
 
-    # --- training ------------------------------------------------------------------------------
-
-    def fit(self, X, y, epochs, batch_size=64, optimizer=None, l2=0.0, schedule=None,
-            validation_data=None, validation_split=0.0, callbacks=(), shuffle=True, seed=0,
-            verbose=True, initial_epoch=0):
+    def fit(self, X: ArrayLike, y: ArrayLike, epochs: int, batch_size: int = 64,
+            optimizer: Optimizer | str | None = None, l2: float = 0.0,
+            schedule: Callable[[int], float] | None = None,
+            validation_data: tuple[ArrayLike, ArrayLike] | None = None,
+            validation_split: float = 0.0, callbacks: Iterable[Callback] | None = (),
+            shuffle: bool = True, seed: int = 0, verbose: bool = True,
+            initial_epoch: int = 0) -> training.History:
         """Train with mini-batches; returns a ``History``.
 
         optimizer: an optimizer from ``fastnn.optim`` or its name ("gd", "momentum", "rmsprop",
@@ -398,145 +350,12 @@ class Sequential:
         to the batch before it (batch statistics need two rows; PyTorch would raise). Every
         argument is checked before anything changes.
         """
-        fn = "Sequential.fit"
-        epochs = checks.integer(fn, "epochs", epochs, 0)
-        initial_epoch = checks.integer(fn, "initial_epoch", initial_epoch, 0)
-        if initial_epoch > epochs:
-            raise ValueError(f"{fn}: initial_epoch must be an integer in [0, epochs = {epochs}], "
-                             f"got {initial_epoch!r}")
-        batch_size = checks.integer(fn, "batch_size", batch_size, 1)
-        seed = checks.integer(fn, "seed", seed, 0)
-        l2 = checks.l2(fn, l2)
-        if schedule is not None and not callable(schedule):
-            raise TypeError(f"{fn}: schedule must be a function of the epoch (or step) returning "
-                            f"the learning rate, e.g. fastnn.optim.exponential(...), got "
-                            f"{schedule!r}")
-        callbacks = [] if callbacks is None else list(callbacks)
-        if not all(isinstance(c, Callback) for c in callbacks):
-            raise TypeError(f"{fn}: callbacks must be fastnn.nn.Callback instances")
-        X = self._check_X(fn, X)
-        n_classes = self.n_classes if self.n_features is not None else \
-            self._param_specs(X.shape[1])[1]
-        y = self._check_y(fn, y, X.shape[0], n_classes)
-        if validation_data is not None:
-            if validation_split:
-                raise ValueError(f"{fn}: give validation_data or validation_split, not both")
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError(f"{fn}: validation_data must be a pair (X_val, y_val), got "
-                                 f"{type(validation_data).__name__} "
-                                 f"{checks.length(validation_data)}")
-            X_val = self._check_X(fn, validation_data[0], n_features=X.shape[1])
-            y_val = self._check_y(fn, validation_data[1], X_val.shape[0], n_classes)
-        elif validation_split:
-            split = checks.number(fn, "validation_split", validation_split, 0.0, 1.0)
-            n_val = int(round(X.shape[0] * split)) if 0.0 < split < 1.0 else 0
-            if not 1 <= n_val < X.shape[0]:
-                raise ValueError(f"{fn}: validation_split must be in (0, 1) and leave at least "
-                                 f"one row for validation and for training ({X.shape[0]} rows), "
-                                 f"got {validation_split!r}")
-            X, y, X_val, y_val = X[:-n_val], y[:-n_val], X[-n_val:], y[-n_val:]
-        has_validation = validation_data is not None or bool(validation_split)
-        self._check_batch_rows(fn, X.shape[0])
-        if batch_size < 2 and self._folds_single_row():
-            raise ValueError(f"{fn}: batch_size must be >= 2 for a model with BatchNorm (batch "
-                             f"statistics), got {batch_size}")
-        optimizer = self._optimizer(fn, optimizer, X.shape[1])
-        logged = ["loss", "accuracy", "lr"] + (["val_loss", "val_accuracy"] if has_validation
-                                               else [])
-        for c in callbacks:
-            c.check_logged(fn, logged)
-        if schedule is not None:  # a schedule's first value is checked before anything changes
-            first = initial_epoch if getattr(schedule, "unit", "epoch") == "epoch" else \
-                initial_epoch * _n_batches(X.shape[0], batch_size, self._folds_single_row())
-            checks.scheduled_lr(fn, schedule, first, optimizer)
+        return training.fit(self, X, y, epochs, batch_size, optimizer, l2, schedule,
+                            validation_data, validation_split, callbacks, shuffle, seed,
+                            verbose, initial_epoch)
 
-        if self.n_features is None:
-            self.build(X.shape[1], seed)
-        k = self._kernels()  # the data moves to the backend once ("cuda": the device)
-        X, y = k.to_backend(X), k.to_backend(y)
-        if has_validation:
-            X_val, y_val = k.to_backend(X_val), k.to_backend(y_val)
-        self.optimizer, self.stop_training, history = optimizer, False, History()
-        for c in callbacks:
-            c.on_train_begin(self)
-        fold = self._folds_single_row()
-        n_batches = _n_batches(X.shape[0], batch_size, fold)
-        progress = _progress((epochs - initial_epoch) * n_batches, verbose)
-        step = initial_epoch * n_batches
-        for epoch in range(initial_epoch, epochs):
-            if schedule is not None and getattr(schedule, "unit", "epoch") == "epoch":
-                optimizer.lr = checks.scheduled_lr(fn, schedule, epoch, optimizer)
-            for c in callbacks:
-                c.on_epoch_begin(self, epoch)
-            total, correct, seen = 0.0, 0, 0
-            rng = np.random.default_rng([seed, epoch])  # each epoch its own stream: resumable
-            for layer in self.layers:
-                if hasattr(layer, "rng"):
-                    layer.rng = rng
-            order_seed = int(rng.integers(2**63)) if shuffle else None
-            for b, rows in enumerate(minibatch_indices(X.shape[0], batch_size, order_seed,
-                                                       fold_single_row=fold)):
-                if schedule is not None and getattr(schedule, "unit", "epoch") == "step":
-                    optimizer.lr = checks.scheduled_lr(fn, schedule, step, optimizer)
-                Xb, yb = self._gather(X, rows), self._gather(y, rows)
-                loss, n_correct = self._train_step(Xb, yb, l2, optimizer,
-                                                   f"at epoch {epoch + 1}, step {b + 1}")
-                total += loss * Xb.shape[0]
-                correct += n_correct
-                seen += Xb.shape[0]
-                step += 1
-                if progress is not None:
-                    progress.update(1)
-                    progress.set_postfix(refresh=False, epoch=epoch + 1, loss=f"{total / seen:.4f}",
-                                         acc=f"{correct / seen:.3f}")
-            logs = {"loss": total / seen, "accuracy": correct / seen, "lr": float(optimizer.lr)}
-            if has_validation:
-                with self._lock:
-                    logs["val_loss"], logs["val_accuracy"] = self._evaluate(X_val, y_val)
-            history.append(epoch, logs)
-            for c in callbacks:
-                c.on_epoch_end(self, epoch, logs)
-            if self.stop_training:
-                break
-        if progress is not None:
-            progress.close()
-        for c in callbacks:
-            c.on_train_end(self)
-        return history
-
-    def _folds_single_row(self):
-        """Whether ``fit`` joins a one-row last mini-batch to the one before (BatchNorm)."""
-        return any(isinstance(layer, BatchNorm) for layer in self.layers)
-
-    def _optimizer(self, fn, optimizer, n_features):
-        """The optimizer to train with (Adam(1e-3) for None, or from its name), checked to fit
-        this model's parameters for ``n_features`` inputs: its backend keeps arrays where the
-        model's do, and state it already holds is for one flat buffer of the model's size."""
-        optimizer = optim.Adam() if optimizer is None else optim.get(optimizer, fn)
-        k = self._kernels()
-        if optimizer.backend is not None and _backend.get(optimizer.backend).on_device != \
-                k.on_device:
-            raise ValueError(f"{fn}: the optimizer's backend {optimizer.backend!r} keeps its "
-                             f"arrays elsewhere than the model's backend {self.backend!r}")
-        size = self.flat_params.size if self.n_features is not None else \
-            self._n_params(n_features)
-        if optimizer._spec is not None and optimizer._spec != [((size,), self.dtype)]:
-            raise ValueError(f"{fn}: the optimizer holds state for other parameters "
-                             f"({optimizer._spec}), not this model's {size} {self.dtype} "
-                             "parameters; pass a new optimizer")
-        optimizer.backend = self.backend if optimizer.backend is None else optimizer.backend
-        return optimizer
-
-    def _gather(self, a, rows):
-        """a[rows] (a mini-batch) in a workspace array; only ``rows`` crosses to the device."""
-        if isinstance(rows, slice):
-            return a[rows]
-        k = self._kernels()
-        out = self.workspace.array(f"batch{a.ndim}", (len(rows),) + a.shape[1:], a.dtype,
-                                   k.empty)
-        return k.take_rows(a, rows, out)
-
-    def train_on_batch(self, X, y, optimizer=None, l2=0.0):
+    def train_on_batch(self, X: ArrayLike, y: ArrayLike, optimizer: Optimizer | str | None = None,
+                       l2: float = 0.0) -> tuple[float, float]:
         """One training step on the batch (X, y), as Keras' ``train_on_batch``: forward, loss,
         backward and one optimizer update. Returns (loss, accuracy) of the batch before the
         update.
@@ -549,73 +368,38 @@ class Sequential:
         or inf raises ``TrainingDivergedError``; either way nothing is updated. With a BatchNorm
         layer the batch needs at least 2 rows.
         """
-        fn = "Sequential.train_on_batch"
-        X = self._check_X(fn, X, finite=False)  # NaN/inf: found by the kernels, named below
-        n_classes = self.n_classes if self.n_features is not None else \
-            self._param_specs(X.shape[1])[1]
-        y = self._check_y(fn, y, X.shape[0], n_classes)
-        l2 = checks.l2(fn, l2)
-        self._check_batch_rows(fn, X.shape[0])
-        if optimizer is None or (isinstance(optimizer, str) and isinstance(
-                self.optimizer, optim.OPTIMIZERS.get(optimizer.lower(), ()))):
-            optimizer = self.optimizer  # (a name keeps the model's optimizer of that kind)
-        optimizer = self._optimizer(fn, optimizer, X.shape[1])
-        if self.n_features is None:
-            self.build(X.shape[1])
-        self.optimizer = optimizer
-        try:
-            loss, n_correct = self._train_step(X, y, l2, optimizer, "in train_on_batch")
-        except TrainingDivergedError:
-            self._check_X(fn, X)  # a ValueError naming X when the NaN/inf came with the data
-            raise
-        return loss, n_correct / X.shape[0]
+        return training.train_on_batch(self, X, y, optimizer, l2)
 
-    def _train_step(self, Xb, yb, l2, optimizer, where):
-        """One forward, backward and update on checked data; on NaN/inf restore the state
-        before the step and raise TrainingDivergedError saying ``where`` it happened."""
-        optimizer.check_hyperparameters(dtypes=(self.dtype,))  # (a schedule may have set lr)
-        k = self._kernels()
-        saved = [(layer, key, k.copy(value)) for layer in self.layers
-                 for key, value in layer.state().items()]
-        try:
-            with self._lock, k.kernel_scope:  # (the optimizer step is all or nothing)
-                loss, n_correct = self._loss_and_gradients(Xb, yb, l2)
-                if not math.isfinite(loss):
-                    raise FloatingPointError("the loss is not finite")
-                optimizer.step_unchecked(self.flat_params, self.flat_grads)
-        except ArithmeticError as error:  # NonFiniteError, FloatingPointError
-            for layer, key, value in saved:
-                k.assign(layer.state()[key], value)
-            raise TrainingDivergedError(
-                f"training diverged {where} ({error}); the model keeps the parameters, optimizer "
-                "state and running statistics of the last good step: lower the learning rate, or "
-                "check the inputs and the initialization") from error
-        return loss, n_correct
+    def _begin_epoch(self, epoch, rng):
+        """Hand each layer the generator of a training epoch (``Layer.on_epoch_begin``)."""
+        for layer in self.layers:
+            layer.on_epoch_begin(epoch, rng)
 
     # --- inference ------------------------------------------------------------------------------
 
     def _logits(self, fn, X):
         """Inference-mode logits of X (checked, moved to the backend)."""
         self._require_built(fn)
-        X = self._kernels().to_backend(self._check_X(f"Sequential.{fn}", X))
+        X = self._kernels().to_backend(self._inputs(f"Sequential.{fn}", X))
         with self._lock:
             return self._forward(X, False)
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities softmax(logits), (n_samples, n_classes), a NumPy array."""
         k = self._kernels()
         return np.asarray(k.to_host(k.softmax(self._logits("predict_proba", X))))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class ids (n_samples,), a NumPy array."""
         return np.argmax(self._kernels().to_host(self._logits("predict", X)), axis=1)
 
-    def evaluate(self, X, y):
+    def evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
         """(mean cross-entropy, accuracy) on (X, y), in inference mode (no L2 term)."""
+        fn = "Sequential.evaluate"
         self._require_built("evaluate")
-        X = self._check_X("Sequential.evaluate", X)
-        y = self._check_y("Sequential.evaluate", y, X.shape[0])
+        X = self._inputs(fn, X)
         k = self._kernels()
+        y = checks.labels(fn, y, X.shape[0], self.n_classes, k)
         with self._lock:
             return self._evaluate(k.to_backend(X), k.to_backend(y))
 
@@ -628,29 +412,16 @@ class Sequential:
 
     # --- saving -----------------------------------------------------------------------------------
 
-    def save(self, path):
+    def save(self, path: str | os.PathLike) -> None:
         """Write the architecture, parameters, running statistics and optimizer state to
         ``path``, exactly that name (no suffix is added), whole or not at all: see
         ``fastnn.nn.saving.save``."""
         from fastnn.nn import saving  # (saving builds models: it imports this module)
         saving.save(self, path)
 
-    def summary(self):
+    def summary(self) -> str:
         """One line per layer with its parameter count, then the total."""
         self._require_built("summary")
         lines = [f"{layer!r:<60} params {sum(p.size for p in layer.params.values())}"
                  for layer in self.layers]
         return "\n".join(lines + [f"total params {self.count_params()}"])
-
-
-def _progress(total, verbose):
-    if not verbose:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, unit="step", leave=True)
-
-
-def _n_batches(n, batch_size, fold_single_row):
-    """The number of mini-batches ``fit`` makes of n rows."""
-    return n // batch_size if fold_single_row and n % batch_size == 1 and n > 1 else \
-        -(-n // batch_size)

@@ -16,7 +16,6 @@ their backups. (Memory: the state twice, plus one copy of the parameters.)
 """
 import numbers
 import threading
-
 from collections.abc import Sequence
 from typing import Union
 

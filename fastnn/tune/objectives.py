@@ -8,8 +8,8 @@ import numpy as np
 from fastnn import optim
 from fastnn.data import load_digits
 from fastnn.nn import TrainingDivergedError
+from fastnn.nn.mlp import build_mlp
 from fastnn.optim import OPTIMIZERS
-from fastnn.train import build_mlp
 from fastnn.tune.space import SpaceError
 
 __all__ = ["MLPObjective"]

@@ -41,8 +41,7 @@ import numba
 import optuna
 
 from fastnn.tune.storage import open_storage
-from fastnn.tune.trial import (FAIL_REASON, DuplicateTrial, TrialFailed, call_objective,
-                               claimed)
+from fastnn.tune.trial import FAIL_REASON, DuplicateTrial, TrialFailed, call_objective, claimed
 
 __all__ = ["EXECUTORS", "TrialTask", "WorkerDiedError", "Workers"]
 

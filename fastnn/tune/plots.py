@@ -2,11 +2,11 @@
 
 Hyperparameters are drawn in their sampling scale: a log axis for log-uniform ones, and
 1 - beta on a log axis for betas (``OneMinusLogUniform``), as Optuna stores them. Each file is
-written whole or not at all (``fastnn.files.atomic_write``), in the format of its extension.
+written whole or not at all (``fastnn.files.save_figure``), in the format of its extension.
 """
 import numpy as np
 
-from fastnn.train import save_figure
+from fastnn.files import save_figure
 from fastnn.tune.space import SearchSpace
 
 __all__ = ["plot_curve", "plot_grid_vs_random", "plot_trials"]

@@ -40,7 +40,7 @@ from fastnn.tune.storage import in_memory, open_storage
 from fastnn.tune.trial import FAIL_REASON, check_objective, finished, holds
 
 __all__ = ["SAMPLERS", "SearchFailedError", "SearchResult", "SettingsError", "TrialRecord",
-           "grid_vs_random", "search"]
+           "grid_vs_random", "outcome_summary", "positive_count", "search"]
 
 SAMPLERS = ("random", "grid")
 #: The study's user attribute holding the search's settings (checked when resuming).
@@ -123,7 +123,7 @@ class SearchResult:
         top = self.top(1)
         if not top:
             raise SearchFailedError(f"SearchResult.best: no trial has completed "
-                                    f"({_summary(self.trials)})")
+                                    f"({outcome_summary(self.trials)})")
         return top[0]
 
     def best_model(self):
@@ -169,7 +169,7 @@ def _format(value):
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def _summary(trials):
+def outcome_summary(trials):
     """"3 failed, 1 pruned; trial 0 failed: <reason>" (what happened to trials that did not
     complete)."""
     counts = {}
@@ -191,7 +191,9 @@ MAX_TRIALS = 10**6
 MAX_HEARTBEAT = 86400
 
 
-def _count(name, value, high=None):
+def positive_count(name, value, high=None):
+    """``value`` as an int >= 1 (and <= ``high`` when given); a ValueError naming ``name``
+    otherwise (a count of trials, rounds or seconds)."""
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"search: {name} must be an integer >= 1, got {value!r}")
     if high is not None and value > high:
@@ -236,7 +238,8 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
     tables. progress: a progress bar over trials.
     """
     space = SearchSpace(space)
-    n_trials, rounds = _count("n_trials", n_trials, MAX_TRIALS), _count("rounds", rounds)
+    n_trials = positive_count("n_trials", n_trials, MAX_TRIALS)
+    rounds = positive_count("rounds", rounds)
     if rounds > n_trials:
         raise ValueError(f"search: rounds must be <= n_trials (each round runs trials), got "
                          f"rounds={rounds}, n_trials={n_trials}")
@@ -250,7 +253,7 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
         raise ValueError(f"search: seed must be an integer >= 0, got {seed!r}")
     if seed >= 2**32:
         raise ValueError(f"search: seed must be an integer < 2**32, got {seed!r}")
-    heartbeat = _count("heartbeat", heartbeat, MAX_HEARTBEAT)
+    heartbeat = positive_count("heartbeat", heartbeat, MAX_HEARTBEAT)
     check_objective(objective, space.names)
     check_space = getattr(objective, "check_space", None)
     if callable(check_space):
@@ -330,7 +333,7 @@ def _round_space(study, r, keep, margin):
     previous = SearchSpace.from_dict(study.user_attrs[ROUND_SPACE.format(r - 1)])
     done = sorted(_planned(study, (optuna.trial.TrialState.COMPLETE,)), key=lambda t: -t.value)
     if not done:
-        summary = _summary([TrialRecord.from_optuna(t) for t in _planned(study)])
+        summary = outcome_summary([TrialRecord.from_optuna(t) for t in _planned(study)])
         raise SearchFailedError(f"search: no trial of rounds 1 to {r - 1} completed ({summary}): "
                                 f"nothing to zoom into for round {r}")
     top = done[:max(1, math.ceil(keep * len(done)))]

@@ -23,17 +23,21 @@ A ``SearchSpace`` maps hyperparameter names to distributions. Its samples (``sam
 Optuna's ``RandomSampler`` or ``GridSampler`` and are lists of Optuna parameters ({"lr": 0.01,
 "1-beta": 0.02}); ``values`` turns them into hyperparameters ({"lr": 0.01, "beta": 0.98}). Same
 seed, same samples.
+
+``digits_space`` is the search space of ``fastnn tune``: ``MLPObjective``'s lr, beta, hidden units,
+L2 lambda (and layers) on the handwritten digits, with the distribution of each range in
+``DIGITS_RANGES``.
 """
 import math
 import numbers
 
 import numpy as np
 import optuna
-from optuna.distributions import (CategoricalDistribution, FloatDistribution,
-                                  IntDistribution)
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
-__all__ = ["Choice", "Distribution", "IntRange", "LogUniform", "OneMinusLogUniform", "SearchSpace",
-           "SpaceError", "Uniform", "derive_seed"]
+__all__ = ["Choice", "DIGITS_RANGES", "Distribution", "IntRange", "LogUniform",
+           "OneMinusLogUniform", "SearchSpace", "SpaceError", "Uniform", "derive_seed",
+           "digits_space"]
 
 
 class SpaceError(ValueError):
@@ -435,3 +439,18 @@ class SearchSpace:
     def from_dict(cls, data):
         return cls({name: DISTRIBUTIONS[d["type"]](**{k: v for k, v in d.items() if k != "type"})
                     for name, d in data.items()})
+
+
+#: The distribution of each range of ``digits_space`` (each takes low, high).
+DIGITS_RANGES = {"lr": LogUniform, "beta": OneMinusLogUniform, "hidden": IntRange, "l2": LogUniform,
+                 "layers": IntRange}
+
+
+def digits_space(lr=(1e-4, 1.0), beta=(0.9, 0.999), hidden=(50, 100), l2=(1e-4, 1.0),
+                 layers=None):
+    """lr log-uniform, beta (Adam's beta1) with 1 - beta log-uniform, hidden units an integer
+    range, the L2 lambda log-uniform; layers an integer range if given (else one hidden layer).
+    Each range is (low, high)."""
+    ranges = {"lr": lr, "beta": beta, "hidden": hidden, "l2": l2, "layers": layers}
+    return SearchSpace({name: DIGITS_RANGES[name](*bounds) for name, bounds in ranges.items()
+                        if bounds is not None})

@@ -12,13 +12,11 @@ from numba import prange
 from numba.extending import register_jitable
 
 from fastnn import config
-from fastnn.kernels.base import ACTIVATIONS
+from fastnn.errors import NonFiniteError
+from fastnn.kernels.base import ACTIVATIONS, BatchNormCache
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._activation import activate_in_place, grad_z_at
 from fastnn.kernels.cpu._jit import jit, n_blocks
-from fastnn.errors import NonFiniteError
-from fastnn.kernels.base import BatchNormCache
-
 
 
 @register_jitable

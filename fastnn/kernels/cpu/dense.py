@@ -10,12 +10,12 @@ from numba import prange
 from numba.extending import register_jitable
 
 from fastnn import config
+from fastnn.errors import NonFiniteError
 from fastnn.kernels.base import ACTIVATIONS, LINEAR
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._activation import activate_in_place, grad_z_row
 from fastnn.kernels.cpu._blas import gemm_sub, output_block, single_threaded_blas
 from fastnn.kernels.cpu._jit import jit, n_blocks
-from fastnn.errors import NonFiniteError
 
 
 @register_jitable

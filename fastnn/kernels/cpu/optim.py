@@ -32,8 +32,8 @@ from numba import prange
 from numba.extending import register_jitable
 
 from fastnn import config
-from fastnn.kernels.cpu._jit import jit, n_blocks
 from fastnn.errors import NonFiniteError
+from fastnn.kernels.cpu._jit import jit, n_blocks
 
 __all__ = ["adam_update", "add_scaled", "momentum_update", "rmsprop_update", "sgd_update"]
 

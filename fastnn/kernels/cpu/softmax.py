@@ -10,9 +10,9 @@ import numpy as np
 from numba import prange
 
 from fastnn import config
+from fastnn.errors import NonFiniteError
 from fastnn.kernels.cpu import _math
 from fastnn.kernels.cpu._jit import jit, n_blocks
-from fastnn.errors import NonFiniteError
 
 SOFTMAX, LOG_SOFTMAX, HARDMAX = range(3)
 

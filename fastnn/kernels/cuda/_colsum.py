@@ -22,7 +22,6 @@ from fastnn.kernels.base import LINEAR
 from fastnn.kernels.cuda._launch import setting
 from fastnn.kernels.cuda._math import activation_grad, add_count, nonfinite
 
-
 # --- terms: (X, D, c, E, act, i, j, zero, one) -> (t1, t2, NaN/inf count) ------------------------
 
 @cuda.jit(device=True)

@@ -8,10 +8,13 @@ import numpy as np
 from numba import cuda
 
 from fastnn import config
-from fastnn.kernels.base import to_host  # noqa: F401  (part of a backend's interface)
+from fastnn.kernels.base import (
+    device_view,
+    is_device_array,
+    to_host,  # noqa: F401  (part of a backend's interface)
+)
 from fastnn.kernels.cuda._colsum import SQUARES, column_sums
 from fastnn.kernels.cuda._launch import stride_grid
-from fastnn.kernels.base import device_view, is_device_array
 from fastnn.kernels.cuda._transfer import DeviceCall, flat
 
 

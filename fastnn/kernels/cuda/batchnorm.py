@@ -13,12 +13,11 @@ import math
 import numpy as np
 from numba import cuda, float64
 
-from fastnn.kernels.base import ACTIVATIONS, LINEAR
+from fastnn.kernels.base import ACTIVATIONS, LINEAR, BatchNormCache
 from fastnn.kernels.cuda._colsum import GRAD_SUMS, MOMENTS, column_sums
 from fastnn.kernels.cuda._launch import stride_grid
 from fastnn.kernels.cuda._math import activate, activation_grad, add_count, nonfinite
 from fastnn.kernels.cuda._transfer import DeviceCall, split_out
-from fastnn.kernels.base import BatchNormCache
 
 
 @cuda.jit

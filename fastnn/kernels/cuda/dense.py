@@ -9,12 +9,11 @@ X: (m, n_in); W: (n_in, n_out); b, db: (n_out,); A, dA, dZ: (m, n_out).
 """
 from numba import cuda
 
-from fastnn.kernels.base import ACTIVATIONS, LINEAR
+from fastnn.kernels.base import ACTIVATIONS, LINEAR, is_device_array
 from fastnn.kernels.cuda._colsum import GRAD_Z, column_sums
 from fastnn.kernels.cuda._gemm import gemm
 from fastnn.kernels.cuda._launch import count_nonfinite, stride_grid
 from fastnn.kernels.cuda._math import activate, activation_grad, add_count, nonfinite
-from fastnn.kernels.base import is_device_array
 from fastnn.kernels.cuda._transfer import DeviceCall, flat, split_out
 
 

@@ -23,7 +23,6 @@ from fastnn.kernels.cuda._launch import setting, stride_grid
 from fastnn.kernels.cuda._math import add_count, nonfinite
 from fastnn.kernels.cuda._transfer import DeviceCall, flat, split_out
 
-
 _GOLDEN = 0x9E3779B97F4A7C15  # SplitMix64's increment
 
 

@@ -21,9 +21,9 @@ import math
 from numba import cuda
 
 from fastnn.errors import NonFiniteError
+from fastnn.kernels.base import is_device_array
 from fastnn.kernels.cuda._launch import stride_grid
 from fastnn.kernels.cuda._math import add_count, nonfinite
-from fastnn.kernels.base import is_device_array
 from fastnn.kernels.cuda._transfer import DeviceCall, flat
 
 SGD, MOMENTUM, RMSPROP, ADAM = range(4)

@@ -18,11 +18,11 @@ import math
 import numpy as np
 from numba import cuda, float64, int32
 
+from fastnn.errors import NonFiniteError
 from fastnn.kernels.cuda._colsum import SUM, column_sums
 from fastnn.kernels.cuda._launch import setting
 from fastnn.kernels.cuda._math import add_count, nonfinite
 from fastnn.kernels.cuda._transfer import DeviceCall
-from fastnn.errors import NonFiniteError
 
 #: What the row kernel writes; the modes from CE_LABELS on also sum a value per row (the loss, or
 #: 1 for a row whose argmax is its label) into per-block sums.

@@ -1,4 +1,7 @@
-"""Command line of fastnn: ``python -m fastnn train | bench | tune``.
+"""Command line of fastnn: ``python -m fastnn train | bench | tune`` (the console script
+``fastnn``): ``main`` parses the options, checks them and calls the job; the jobs are
+``fastnn.cli.train`` and ``fastnn.cli.tune`` (``bench`` prints the tables of ``fastnn.bench``).
+The library never imports this package.
 
 Every error is one line on stderr, ``fastnn COMMAND: --option: why``, found before any work
 starts: exit status 2 for a bad option or combination of options (as argparse's own errors),
@@ -37,20 +40,19 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _bench(args):
+    from fastnn import bench
+
     if args.cuda:
         if args.threads:
             raise _Failure("--threads sets the CPU table's Numba threads; it does not apply to "
                            "--cuda")
-        from fastnn import bench_cuda
         try:
-            bench_cuda.require_real_gpu()
+            bench.require_real_gpu()
         except (RuntimeError, ImportError) as error:
             raise _Failure(f"--cuda: no GPU to time: {error}") from None
-        bench_cuda.run(quick=args.quick)
+        bench.run_cuda(quick=args.quick)
         return
     import numba
-
-    from fastnn import bench
 
     limit = numba.config.NUMBA_NUM_THREADS
     if not 0 <= args.threads <= limit:
@@ -64,9 +66,10 @@ def _bench(args):
 def _train(args):
     """The main job; a bad option ends it with one line naming it (as ``tune``), no traceback."""
     try:
-        from fastnn import train
+        from fastnn.cli import train
     except ImportError as error:
         raise _Failure(str(error), 1) from None
+    from fastnn.cli._common import OptionError
     from fastnn.errors import NonFiniteError
 
     try:
@@ -79,7 +82,7 @@ def _train(args):
                   optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
                   dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
                   plot=not args.no_plot, verbose=not args.quiet)
-    except train.OptionError as error:
+    except OptionError as error:
         raise _Failure(f"{_option(error.name)}: {error}") from None
     except NonFiniteError as error:
         hint = ("a smaller --l2 (a large L2 penalty makes the steps overflow)" if args.l2 >= 1
@@ -104,11 +107,12 @@ _SETTINGS = {"n_trials": "--trials", "rounds": "--rounds", "sampler": "--sampler
 
 def _tune(args):
     try:
+        from fastnn.cli import tune
+        from fastnn.cli._common import OptionError
         from fastnn.tune import SearchFailedError, SpaceError, StorageError
         from fastnn.tune.parallel import WorkerDiedError
-        from fastnn.tune.run import RANGES, run
         from fastnn.tune.search import MAX_HEARTBEAT, MAX_TRIALS, SettingsError
-        from fastnn.train import OptionError
+        from fastnn.tune.space import DIGITS_RANGES
     except ImportError as error:
         raise _Failure(str(error), 1) from None
 
@@ -140,14 +144,14 @@ def _tune(args):
         if text is None:
             continue
         try:
-            space[name] = RANGES[name](*pair(_option(name), text, kind))
+            space[name] = DIGITS_RANGES[name](*pair(_option(name), text, kind))
         except ValueError as error:
             raise _Failure(f"{_option(name)}: {error}") from None
     try:
-        run(trials=trials, jobs=jobs, storage=args.storage, study=args.study, rounds=rounds,
-            sampler=args.sampler, seed=args.seed, epochs=args.epochs, out=args.out,
-            prune=args.prune, executor=args.executor or "process", dask=args.dask,
-            heartbeat=args.heartbeat, space=space, progress=not args.quiet)
+        tune.run(trials=trials, jobs=jobs, storage=args.storage, study=args.study, rounds=rounds,
+                 sampler=args.sampler, seed=args.seed, epochs=args.epochs, out=args.out,
+                 prune=args.prune, executor=args.executor or "process", dask=args.dask,
+                 heartbeat=args.heartbeat, space=space, progress=not args.quiet)
     except (OptionError, SpaceError) as error:
         raise _Failure(f"{_option(error.name)}: {error}") from None
     except StorageError as error:
@@ -237,7 +241,3 @@ def _exit(line, status):
     error = SystemExit(line)
     error.code = status
     raise error
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,7 @@
-"""``python -m fastnn tune``: a random search (or grid, or coarse to fine) over an MLP's
-hyperparameters on the handwritten digits, with a progress bar over trials, the top trials as a
-table, the best model saved, its test accuracy, and plots in ``out``.
+"""The search job, ``python -m fastnn tune``: a random search (or grid, or coarse to fine) over
+an MLP's hyperparameters on the handwritten digits (``fastnn.tune.digits_space`` explored by
+``fastnn.tune.MLPObjective``), with a progress bar over trials, the top trials as a table, the
+best model saved, its test accuracy, and plots in ``out``.
 
 Everything that can be checked is checked before the first trial (``OptionError``,
 ``SpaceError``, ``StorageError``): the search space against the objective, the output folder,
@@ -18,39 +19,30 @@ import time
 
 import optuna
 
+from fastnn.cli._common import OptionError, have_matplotlib, prepare_out
 from fastnn.data import load_digits
 from fastnn.files import atomic_write
 from fastnn.nn import load
-from fastnn.train import OptionError, have_matplotlib, prepare_out
 from fastnn.tune.objectives import MLPObjective
 from fastnn.tune.plots import plot_grid_vs_random, plot_trials
-from fastnn.tune.search import (MAX_HEARTBEAT, SearchFailedError, _count, _summary,
-                                grid_vs_random, search)
-from fastnn.tune.space import IntRange, LogUniform, OneMinusLogUniform, SearchSpace
+from fastnn.tune.search import (
+    MAX_HEARTBEAT,
+    SearchFailedError,
+    grid_vs_random,
+    outcome_summary,
+    positive_count,
+    search,
+)
+from fastnn.tune.space import SearchSpace, digits_space
 from fastnn.tune.storage import StorageError, in_memory, open_storage
 
-__all__ = ["DASK_TIMEOUT", "RANGES", "digits_space", "run"]
+__all__ = ["DASK_TIMEOUT", "FILES", "run"]
 
-#: The distribution of each range of ``digits_space`` (each takes low, high).
-RANGES = {"lr": LogUniform, "beta": OneMinusLogUniform, "hidden": IntRange, "l2": LogUniform,
-          "layers": IntRange}
 #: Seconds to wait for a Dask scheduler before giving up.
 DASK_TIMEOUT = 5
 #: The files ``run`` writes in ``out``.
 FILES = ("best_model.npz", "trials.csv", "lr_vs_accuracy.png", "rounds.png",
          "grid_vs_random.png")
-
-
-def digits_space(lr=(1e-4, 1.0), beta=(0.9, 0.999), hidden=(50, 100), l2=(1e-4, 1.0),
-                 layers=None):
-    """lr log-uniform, beta (Adam's beta1) with 1 - beta log-uniform, hidden units an integer
-    range, the L2 lambda log-uniform; layers an integer range if given (else one hidden layer).
-    Each range is (low, high)."""
-    space = {"lr": LogUniform(*lr), "beta": OneMinusLogUniform(*beta), "hidden": IntRange(*hidden),
-             "l2": LogUniform(*l2)}
-    if layers is not None:
-        space["layers"] = IntRange(*layers)
-    return SearchSpace(space)
 
 
 def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="random", seed=0,
@@ -67,7 +59,7 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
         space = SearchSpace({**digits_space().distributions, **(space or {})})
     objective = MLPObjective(epochs=epochs, seed=seed)
     objective.check_space(space)  # a bad range fails now, not when its bad value is drawn
-    heartbeat = _count("heartbeat", heartbeat, MAX_HEARTBEAT)
+    heartbeat = positive_count("heartbeat", heartbeat, MAX_HEARTBEAT)
     if in_memory(storage) and (dask is not None or jobs > 1):
         raise StorageError(f"storage: {storage!r} is an in-memory database, which trials in "
                            f"other processes or threads cannot share; use a file "
@@ -103,7 +95,7 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
     print(result.table(10))
     _write_trials(result, os.path.join(out, "trials.csv"))
     if not result.top(1):
-        raise SearchFailedError(f"no trial completed ({_summary(result.trials)}); no best "
+        raise SearchFailedError(f"no trial completed ({outcome_summary(result.trials)}); no best "
                                 f"model; trials in {os.path.join(out, 'trials.csv')}")
 
     best = result.best

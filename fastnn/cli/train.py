@@ -1,49 +1,28 @@
-"""The main job, ``python -m fastnn train``: a batch-normalized MLP trained with Adam and
-learning-rate decay on the bundled handwritten-digits data, reporting test accuracy and writing
-the learning curve (PNG) and the model file.
+"""The main job, ``python -m fastnn train``: a batch-normalized MLP (``fastnn.nn.mlp.build_mlp``)
+trained with Adam and learning-rate decay on the bundled handwritten-digits data, reporting test
+accuracy and writing the learning curve (PNG) and the model file.
 
 ``run`` checks every argument (``check_options``) and its output folder (``prepare_out``) before
 any work, raising ``OptionError`` (a ValueError naming the argument: the command line reports it
-as the option). Files are written whole or not at all (``fastnn.files.atomic_write``).
+as the option). Files are written whole or not at all (``fastnn.files``).
 """
 import math
 import numbers
 import os
 import sys
-import tempfile
 import time
 
 import numpy as np
 
 from fastnn import optim
+from fastnn.cli._common import OptionError, have_matplotlib, prepare_out
 from fastnn.data import load_digits
-from fastnn.files import atomic_write
-from fastnn.nn import BatchNorm, Dense, Dropout, ReLU, Sequential
+from fastnn.files import save_figure
+from fastnn.nn import Dense, Dropout
+from fastnn.nn.mlp import build_mlp
 from fastnn.optim import OPTIMIZERS
 
-__all__ = ["OptionError", "build_mlp", "check_options", "have_matplotlib", "plot_learning_curve",
-           "prepare_out", "run", "save_figure"]
-
-
-class OptionError(ValueError):
-    """A bad argument of a job, found before any work; ``name`` is the argument's keyword (the
-    command line's option ``--name``, with "-" for "_")."""
-
-    def __init__(self, name, message):
-        super().__init__(message)
-        self.name = name
-
-
-def build_mlp(hidden, n_classes, dropout=0.0, backend=None, dtype=np.float32):
-    """Dense(h, no bias) -> BatchNorm -> ReLU [-> Dropout] per hidden width h, then Dense(n_classes)
-    (the Dense bias is dropped before BatchNorm, whose beta replaces it)."""
-    layers = []
-    for width in hidden:
-        layers += [Dense(width, use_bias=False), BatchNorm(), ReLU()]
-        if dropout:
-            layers.append(Dropout(dropout))
-    layers.append(Dense(n_classes, init="glorot"))
-    return Sequential(layers, backend=backend, dtype=dtype)
+__all__ = ["check_options", "plot_learning_curve", "run"]
 
 
 def _integer(value):
@@ -131,40 +110,6 @@ def _check_memory(hidden, batch_size, n_features=64, n_classes=10):
                                     f"{available / 2**30:.3g} GiB available here")
 
 
-def prepare_out(out, files=(), name="out"):
-    """Make the folder ``out`` (with its parents) and check that the ``files`` can be written in
-    it; ``OptionError`` (named ``name``) saying why not: ``out`` is a file, a parent is a file,
-    the folder is not writable, one of ``files`` is a folder. Returns ``out``."""
-    out = os.fspath(out)
-    if not out:
-        raise OptionError(name, "the output folder must be named, got ''")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise OptionError(name, f"{out!r} exists and is not a folder")
-    try:
-        os.makedirs(out, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".fastnn-probe-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as error:
-        raise OptionError(name, f"cannot write into the folder {out!r}: "
-                                f"{error.strerror or error}") from None
-    for file in files:
-        path = os.path.join(out, file)
-        if os.path.isdir(path):
-            raise OptionError(name, f"{path!r} is a folder, where the file {file} is to be "
-                                    f"written")
-    return out
-
-
-def have_matplotlib():
-    """Whether matplotlib can be imported (the plots are skipped, with a note, when not)."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, decay=0.05,
         l2=0.0, dropout=0.0, seed=0, backend=None, out="fastnn-run", plot=True, verbose=True):
     """Train on digits, print the test accuracy, save ``out/model.npz`` and
@@ -203,14 +148,6 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
           f"(including compilation); {'model and learning curve' if plot else 'model'} in "
           f"{out}/")
     return model, history, test_accuracy
-
-
-def save_figure(fig, path, dpi=100):
-    """``fig.savefig`` into ``path`` whole or not at all (``atomic_write``), in the format of the
-    path's extension (PNG without one)."""
-    kind = os.path.splitext(os.fspath(path))[1][1:].lower() or "png"
-    with atomic_write(path) as f:
-        fig.savefig(f, format=kind, dpi=dpi)
 
 
 def plot_learning_curve(history, path):
