@@ -5,16 +5,16 @@ from fastnn.backend import set_default as set_backend
 from fastnn.errors import NonFiniteError, TrainingDivergedError
 from fastnn.gradcheck import gradcheck
 from fastnn.nn import (
-                       Activation,
-                       BatchNorm,
-                       Dense,
-                       Dropout,
-                       EarlyStopping,
-                       ReLU,
-                       Sequential,
-                       Sigmoid,
-                       Tanh,
-                       load,
+    Activation,
+    BatchNorm,
+    Dense,
+    Dropout,
+    EarlyStopping,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    Tanh,
+    load,
 )
 
 __version__ = "0.1.0"

@@ -31,13 +31,13 @@ with ``optimizer.lr = schedule(epoch)``. ``ewa`` smooths a series.
 from fastnn.optim.ewa import ewa
 from fastnn.optim.optimizers import GD, OPTIMIZERS, Adam, Momentum, Optimizer, RMSprop, get
 from fastnn.optim.schedules import (
-                                    Schedule,
-                                    constant,
-                                    exponential,
-                                    inverse_sqrt,
-                                    inverse_time,
-                                    piecewise_constant,
-                                    staircase,
+    Schedule,
+    constant,
+    exponential,
+    inverse_sqrt,
+    inverse_time,
+    piecewise_constant,
+    staircase,
 )
 
 __all__ = ["OPTIMIZERS", "GD", "Adam", "Momentum", "Optimizer", "RMSprop", "Schedule", "constant",

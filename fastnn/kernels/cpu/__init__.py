@@ -7,40 +7,40 @@ reference's (``fastnn.kernels._host_arrays``). ``BLAS_PROVIDER``: which BLAS the
 call (oneMKL or SciPy's OpenBLAS, see ``fastnn.config.BLAS``), as a line of text.
 """
 from fastnn.kernels._host_arrays import (
-                                         assign,
-                                         copy,
-                                         dropout_backward,
-                                         dropout_forward,
-                                         empty,
-                                         on_device,
-                                         sum_squares,
-                                         take_rows,
-                                         to_backend,
-                                         to_host,
-                                         zeros,
+    assign,
+    copy,
+    dropout_backward,
+    dropout_forward,
+    empty,
+    on_device,
+    sum_squares,
+    take_rows,
+    to_backend,
+    to_host,
+    zeros,
 )
 from fastnn.kernels.cpu._blas import PROVIDER_INFO as BLAS_PROVIDER
 from fastnn.kernels.cpu._blas import single_threaded_blas as kernel_scope
 from fastnn.kernels.cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cpu.dense import (
-                                         activation_backward,
-                                         activation_forward,
-                                         dense_backward,
-                                         dense_forward,
+    activation_backward,
+    activation_forward,
+    dense_backward,
+    dense_forward,
 )
 from fastnn.kernels.cpu.optim import (
-                                         adam_update,
-                                         add_scaled,
-                                         momentum_update,
-                                         rmsprop_update,
-                                         sgd_update,
+    adam_update,
+    add_scaled,
+    momentum_update,
+    rmsprop_update,
+    sgd_update,
 )
 from fastnn.kernels.cpu.softmax import (
-                                         count_correct,
-                                         hardmax,
-                                         log_softmax,
-                                         softmax,
-                                         softmax_cross_entropy,
+    count_correct,
+    hardmax,
+    log_softmax,
+    softmax,
+    softmax_cross_entropy,
 )
 
 __all__ = ["BLAS_PROVIDER", "activation_backward", "activation_forward", "adam_update",

@@ -12,36 +12,36 @@ import contextlib
 
 from fastnn.kernels.cuda._device import gpu_available, is_simulator, require_gpu
 from fastnn.kernels.cuda._device_arrays import (
-                                                assign,
-                                                copy,
-                                                empty,
-                                                sum_squares,
-                                                take_rows,
-                                                to_backend,
-                                                to_host,
-                                                zeros,
+    assign,
+    copy,
+    empty,
+    sum_squares,
+    take_rows,
+    to_backend,
+    to_host,
+    zeros,
 )
 from fastnn.kernels.cuda.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cuda.dense import (
-                                                activation_backward,
-                                                activation_forward,
-                                                dense_backward,
-                                                dense_forward,
+    activation_backward,
+    activation_forward,
+    dense_backward,
+    dense_forward,
 )
 from fastnn.kernels.cuda.dropout import dropout_backward, dropout_forward
 from fastnn.kernels.cuda.optim import (
-                                                adam_update,
-                                                add_scaled,
-                                                momentum_update,
-                                                rmsprop_update,
-                                                sgd_update,
+    adam_update,
+    add_scaled,
+    momentum_update,
+    rmsprop_update,
+    sgd_update,
 )
 from fastnn.kernels.cuda.softmax import (
-                                                count_correct,
-                                                hardmax,
-                                                log_softmax,
-                                                softmax,
-                                                softmax_cross_entropy,
+    count_correct,
+    hardmax,
+    log_softmax,
+    softmax,
+    softmax_cross_entropy,
 )
 
 kernel_scope = contextlib.nullcontext()
