@@ -42,10 +42,15 @@ class _Parser(argparse.ArgumentParser):
 def _bench(args):
     from fastnn import bench
 
+    if args.count and not args.cuda:
+        raise _Failure("--count counts the CUDA training step's launches; use it with --cuda")
     if args.cuda:
         if args.threads:
             raise _Failure("--threads sets the CPU table's Numba threads; it does not apply to "
                            "--cuda")
+        if args.count:
+            _count_cuda_step()
+            return
         try:
             bench.require_real_gpu()
         except (RuntimeError, ImportError) as error:
@@ -61,6 +66,23 @@ def _bench(args):
     if args.threads:
         numba.set_num_threads(args.threads)
     bench.run(quick=args.quick)
+
+
+def _count_cuda_step():
+    """``bench --cuda --count``: on a GPU, or in Numba's CUDA simulator (a small MLP of the same
+    layers there: the simulator runs every GPU thread in Python)."""
+    from fastnn.bench import counting
+    from fastnn.kernels.cuda import is_simulator, require_gpu
+
+    try:
+        require_gpu()
+    except (RuntimeError, ImportError) as error:
+        raise _Failure(f"--count: no GPU and no simulator (NUMBA_ENABLE_CUDASIM=1): {error}"
+                       ) from None
+    if is_simulator():
+        counting.print_counts(batch=8, widths=(20, 8, 8, 10))
+    else:
+        counting.print_counts()
 
 
 def _train(args):
@@ -189,6 +211,9 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=0, help="Numba threads (default: all cores)")
     p.add_argument("--cuda", action="store_true",
                    help="the GPU table instead: CUDA kernels against CuPy / PyTorch CUDA")
+    p.add_argument("--count", action="store_true",
+                   help="with --cuda: count the launches, allocations, copies and "
+                   "synchronizations of one training step (also in the CUDA simulator)")
     p.set_defaults(func=_bench)
     p = commands.add_parser("tune", help="hyperparameter search for an MLP on handwritten digits",
                             description="Random search (Optuna) over lr, beta (Adam's beta1), "

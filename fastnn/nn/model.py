@@ -199,6 +199,18 @@ class Sequential:
         failed training step puts back)."""
         return [value for layer in self.layers for value in layer.state().values()]
 
+    def _backup_state(self):
+        """Copies of ``_state_arrays()``, written into buffers kept from step to step (a step
+        allocates nothing for them after the first)."""
+        k = self._kernels()
+        arrays = self._state_arrays()
+        backups = getattr(self, "_state_backups", [])
+        if [(b.shape, b.dtype) for b in backups] != [(a.shape, a.dtype) for a in arrays]:
+            backups = self._state_backups = [k.empty(a.shape, a.dtype) for a in arrays]
+        for backup, a in zip(backups, arrays):
+            k.assign(backup, a)
+        return backups
+
     def count_params(self) -> int:
         """The number of trainable parameters."""
         self._require_built("count_params")

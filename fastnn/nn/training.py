@@ -192,7 +192,7 @@ def train_step(model, X, y, l2, optimizer, where):
     optimizer's update is itself all or nothing) and TrainingDivergedError says ``where``."""
     optimizer.check_hyperparameters(dtypes=(model.dtype,))  # (a schedule may have set lr)
     k = model._kernels()
-    saved = [k.copy(a) for a in model._state_arrays()]
+    saved = model._backup_state()
     try:
         with model._lock, k.kernel_scope:
             loss, n_correct = model._loss_and_gradients(X, y, l2)

@@ -19,6 +19,7 @@ import numpy as np
 from numba import cuda, float64
 
 from fastnn.kernels.base import LINEAR
+from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._launch import setting
 from fastnn.kernels.cuda._math import activation_grad, add_count, nonfinite
 
@@ -115,7 +116,10 @@ def _launch(term, X, D, c, E, act, bad):
     rows_per_block = setting("CUDA_REDUCE_ROWS_PER_BLOCK", minimum=2)
     m, n = X.shape
     row_blocks = -(-m // rows_per_block)
-    P = cuda.device_array((row_blocks, _TERMS[term][1] * n), np.float64)
+    shape = (row_blocks, _TERMS[term][1] * n)
+    # the result (one row) is the caller's; the partial sums of a first pass are reduced at once
+    P = cuda.device_array(shape, np.float64) if row_blocks == 1 else \
+        _scratch.scratch("column partial sums", shape, np.float64)
     grid = (-(-n // cols), row_blocks)
     _kernel(term, cols, row_threads)[grid, (cols, row_threads)](X, D, c, E, act, P,
                                                                 rows_per_block, bad)

@@ -16,6 +16,7 @@ from numba import cuda
 
 from fastnn.errors import NonFiniteError
 from fastnn.kernels.base import device_view, is_device_array
+from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._device import require_gpu
 
 
@@ -31,7 +32,7 @@ class DeviceCall:
     def __init__(self, *arrays):
         require_gpu()
         self.on_host = not any(is_device_array(a) for a in arrays if a is not None)
-        self.bad = cuda.to_device(np.zeros(1, np.int32))  # NaN/inf count, added to by kernels
+        self.bad = _scratch.counter()  # NaN/inf count, added to by kernels (0 at first)
         self._copy_back = []  # (device array, host array updated in place)
         self._given = {}      # id(device array) -> the ``out`` buffer it stands for
 
@@ -73,8 +74,11 @@ class DeviceCall:
 
     def finish(self, *results):
         """``check``, copy in-place host arguments back, and return the results (one or a tuple;
-        None stays None) as NumPy arrays, device arrays or the ``out`` buffers given."""
+        None stays None) as NumPy arrays, device arrays or the ``out`` buffers given. The
+        counter, read zero, goes back for a later call; this call launches nothing more."""
         self.check()
+        _scratch.give_back(self.bad)
+        self.bad = None
         for d, host in self._copy_back:
             d.copy_to_host(host)
         returned = tuple(self._returned(d) for d in results)

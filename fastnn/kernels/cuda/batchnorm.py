@@ -14,6 +14,7 @@ import numpy as np
 from numba import cuda, float64
 
 from fastnn.kernels.base import ACTIVATIONS, LINEAR, BatchNormCache
+from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._colsum import GRAD_SUMS, MOMENTS, column_sums
 from fastnn.kernels.cuda._launch import stride_grid
 from fastnn.kernels.cuda._math import activate, activation_grad, add_count, nonfinite
@@ -123,8 +124,10 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     rm, rv = stats(running_mean, "running_mean"), stats(running_var, "running_var")
     (m, n), dtype = Xd.shape, Xd.dtype
     Y = call.output(out, (m, n), dtype)
-    mean, invstd, alpha = (cuda.device_array(n, dtype) for _ in range(3))
-    mean64, var64 = cuda.device_array(n, np.float64), cuda.device_array(n, np.float64)
+    mean, invstd = cuda.device_array(n, dtype), cuda.device_array(n, dtype)  # (in the cache)
+    alpha, mean64, var64 = (_scratch.scratch(f"batchnorm forward {name}", (n,), t)
+                            for name, t in (("alpha", dtype), ("mean", np.float64),
+                                            ("var", np.float64)))
     sums = column_sums(MOMENTS, Xd, call.bad) if training else mean64.reshape(1, n)
     blocks, threads = stride_grid(n)
     _forward_coefficients[blocks, threads](training, sums, Xd[0], rm, rv, gd, float(m), eps, mean,
@@ -150,7 +153,7 @@ def batchnorm_backward(dY, cache, out=None):
     Ad = dYd if A is None else call.read(A, "cache.A")  # (A is not read when linear)
     (m, n), dtype = Xd.shape, Xd.dtype
     sums = column_sums(GRAD_SUMS, Xd, call.bad, D=dYd, c=meand, E=Ad, act=act)
-    a, c, d = (cuda.device_array(n, dtype) for _ in range(3))
+    a, c, d = (_scratch.scratch(f"batchnorm backward {name}", (n,), dtype) for name in "acd")
     dgamma = call.output(out_dgamma, (n,), dtype, "out[1] (dgamma)")
     dbeta = call.output(out_dbeta, (n,), dtype, "out[2] (dbeta)")
     blocks, threads = stride_grid(n)

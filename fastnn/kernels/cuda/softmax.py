@@ -19,6 +19,7 @@ import numpy as np
 from numba import cuda, float64, int32
 
 from fastnn.errors import NonFiniteError
+from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._colsum import SUM, column_sums
 from fastnn.kernels.cuda._launch import setting
 from fastnn.kernels.cuda._math import add_count, nonfinite
@@ -150,8 +151,8 @@ def _run(mode, call, Z, out, labels=None, Y=None):
                 1 << (Z.shape[1] - 1).bit_length())
     rows = threads // group
     blocks = max(1, min(-(-Z.shape[0] // rows), setting("CUDA_MAX_BLOCKS")))
-    partial = cuda.device_array(blocks, np.float64)
-    labels = cuda.device_array(0, np.int64) if labels is None else labels
+    partial = _scratch.scratch("softmax partial sums", (blocks,), np.float64)
+    labels = _scratch.scratch("no labels", (0,), np.int64) if labels is None else labels
     Y = Z if Y is None else Y
     inv_m = Z.dtype.type(1.0 / Z.shape[0])
     _kernel(threads)[blocks, threads](mode, Z, labels, Y, out, group, inv_m, partial, call.bad)
