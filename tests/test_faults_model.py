@@ -336,6 +336,30 @@ def test_divergence_in_the_update_keeps_the_last_good_step(backend, optimizer):
 
 # --- 7. one exception family --------------------------------------------------------------------
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_divergence_in_the_forward_pass_keeps_the_last_good_step(backend):
+    """Weights that overflow the first product: the step fails before the update, and the
+    running statistics are put back (the "cuda" backend checks NaN/inf once, at the end of the
+    forward and backward passes, in ``kernel_scope``)."""
+    X, y = data(8)
+    model = bn_model(backend, units=4).build(4)
+    model.train_on_batch(X, y, optim.GD(0.1, backend=backend))
+    flat, states = model.get_weights()
+    flat[:16] = 3e38  # the first Dense's 4x4 weights: X @ W overflows float32
+    model.set_weights((flat, states))
+    model.optimizer = None
+    before = state(model)
+    opt = optim.Adam(1e-3, backend=backend)
+    with pytest.raises(TrainingDivergedError, match="last good step"):
+        model.train_on_batch(X, y, opt)
+    assert_same_state(before, state(model))
+    assert opt.t == 0
+    flat[:16] = 0.5  # good weights again: the next step trains (the failed one left no state)
+    model.set_weights((flat, states))
+    loss, _ = model.train_on_batch(X, y, optim.GD(0.1, backend=backend))
+    assert np.isfinite(loss)
+
+
 def test_nan_weights_give_the_exported_nonfinite_error_in_predict_and_evaluate():
     X, y = data(10)
     model = bn_model().build(4)

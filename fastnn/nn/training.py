@@ -194,8 +194,9 @@ def train_step(model, X, y, l2, optimizer, where):
     k = model._kernels()
     saved = model._backup_state()
     try:
-        with model._lock, k.kernel_scope:
-            loss, n_correct = model._loss_and_gradients(X, y, l2)
+        with model._lock:
+            with k.kernel_scope:  # (the CUDA backend checks NaN/inf once, at its end)
+                loss, n_correct = model._loss_and_gradients(X, y, l2)
             if not math.isfinite(loss):
                 raise FloatingPointError("the loss is not finite")
             optimizer.step_unchecked(model.flat_params, model.flat_grads)

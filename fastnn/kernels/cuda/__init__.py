@@ -6,9 +6,9 @@ Every kernel takes host NumPy arrays (copied in and out) or device arrays (Numba
 or anything with ``__cuda_array_interface__`` such as CuPy), and returns the kind it was given
 (see ``_transfer``). Importing this package needs no GPU and does not touch one; ``require_gpu()``
 says why the backend cannot run, and every kernel calls it. Tunables: ``fastnn.config.CUDA_*``.
-``kernel_scope`` (a context for a run of kernel calls, as in the other backends) needs nothing.
+``kernel_scope`` (a context for a run of kernel calls, as in the other backends) defers the
+NaN/inf checks of the calls inside it to its end: one wait for the GPU instead of one per call.
 """
-import contextlib
 
 from fastnn.kernels.cuda._device import gpu_available, is_simulator, require_gpu
 from fastnn.kernels.cuda._device_arrays import (
@@ -21,6 +21,7 @@ from fastnn.kernels.cuda._device_arrays import (
     to_host,
     zeros,
 )
+from fastnn.kernels.cuda._transfer import deferred_checks
 from fastnn.kernels.cuda.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cuda.dense import (
     activation_backward,
@@ -44,7 +45,7 @@ from fastnn.kernels.cuda.softmax import (
     softmax_cross_entropy,
 )
 
-kernel_scope = contextlib.nullcontext()
+kernel_scope = deferred_checks
 
 #: Arrays of this backend live in GPU memory (a model keeps its data there).
 on_device = True

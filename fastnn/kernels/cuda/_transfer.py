@@ -10,7 +10,14 @@ views (a PyTorch tensor's own ``dtype`` and ``size`` are not NumPy's).
 ``out=`` buffers of any kind are written into and returned as given (a host ``out`` gets the
 result copied in). Arguments updated in place (running statistics, optimizer state) are updated
 where they live: a host array gets its new values copied back once the kernels succeeded.
+
+NaN/inf: each kernel counts what it meets into the call's counter, and ``finish`` reads it (which
+waits for the GPU). Inside ``deferred_checks`` (the backend's ``kernel_scope``, which a model's
+training step enters), calls on device arrays add to one counter that is read once, when the
+scope is left: one wait per step instead of one per kernel call.
 """
+import threading
+
 import numpy as np
 from numba import cuda
 
@@ -25,14 +32,55 @@ def flat(d):
     return d.reshape(d.size)
 
 
+class DeferredChecks:
+    """A context manager (one object serves every thread; scopes nest): kernel calls on device
+    arrays made inside add their NaN/inf counts to the scope's counter and do not wait to check
+    it; leaving the scope without an exception reads the counter once and raises
+    NonFiniteError when it is not zero. The scope's calls then still copy host arrays back and
+    return results, so a caller that reads a value (a loss) on the way sees NaN there first."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def counter(self):
+        """The counter of the innermost scope of this thread, or None outside any."""
+        return getattr(self._local, "counter", None)
+
+    def __enter__(self):
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
+        if local.depth == 1:
+            local.counter = _scratch.counter()
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        local = self._local
+        local.depth -= 1
+        if local.depth:
+            return False
+        counter, local.counter = local.counter, None
+        if exc_type is None:
+            if counter.copy_to_host()[0]:
+                raise NonFiniteError("NaN or inf in a kernel of this training step")
+            _scratch.give_back(counter)
+        return False  # (a counter that counted, or whose scope failed, is dropped)
+
+
+deferred_checks = DeferredChecks()
+
+
 class DeviceCall:
     """The transfers of one kernel call: ``read`` inputs, ``update`` in-place arguments,
     ``output`` buffers, then ``finish`` (raise on NaN/inf, copy back, return results)."""
 
-    def __init__(self, *arrays):
+    def __init__(self, *arrays, deferrable=True):
+        """``deferrable=False``: check at ``finish`` even inside ``deferred_checks`` (a call
+        that must undo its writes on NaN/inf, as an optimizer update does)."""
         require_gpu()
         self.on_host = not any(is_device_array(a) for a in arrays if a is not None)
-        self.bad = _scratch.counter()  # NaN/inf count, added to by kernels (0 at first)
+        shared = None if self.on_host or not deferrable else deferred_checks.counter()
+        self.deferred = shared is not None  # (checked when the scope is left)
+        self.bad = _scratch.counter() if shared is None else shared  # NaN/inf count (0 at first)
         self._copy_back = []  # (device array, host array updated in place)
         self._given = {}      # id(device array) -> the ``out`` buffer it stands for
 
@@ -76,8 +124,10 @@ class DeviceCall:
         """``check``, copy in-place host arguments back, and return the results (one or a tuple;
         None stays None) as NumPy arrays, device arrays or the ``out`` buffers given. The
         counter, read zero, goes back for a later call; this call launches nothing more."""
-        self.check()
-        _scratch.give_back(self.bad)
+        if not self.deferred or self._copy_back:  # (host arrays get only checked values)
+            self.check()
+        if not self.deferred:
+            _scratch.give_back(self.bad)
         self.bad = None
         for d, host in self._copy_back:
             d.copy_to_host(host)

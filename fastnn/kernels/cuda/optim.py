@@ -89,7 +89,7 @@ def _update(kind, p, g, states, hyper, state_out=None, backup=None):
     if (state_out is None) != (backup is None):
         raise TypeError("give both state_out and backup, or neither")
     state_out = () if state_out is None else tuple(state_out)
-    call = DeviceCall(p, g, *states, *state_out, backup)
+    call = DeviceCall(p, g, *states, *state_out, backup, deferrable=False)  # (all or nothing)
     pd, gd = flat(call.update(p, "p")), flat(call.read(g, "g"))
     if backup is None:
         sd = [flat(call.update(s, "state")) for s in states]
