@@ -117,9 +117,7 @@ def _launch(term, X, D, c, E, act, bad):
     m, n = X.shape
     row_blocks = -(-m // rows_per_block)
     shape = (row_blocks, _TERMS[term][1] * n)
-    # the result (one row) is the caller's; the partial sums of a first pass are reduced at once
-    P = cuda.device_array(shape, np.float64) if row_blocks == 1 else \
-        _scratch.scratch("column partial sums", shape, np.float64)
+    P = _scratch.scratch("column sums", shape, np.float64)  # (passes differ in their rows)
     grid = (-(-n // cols), row_blocks)
     _kernel(term, cols, row_threads)[grid, (cols, row_threads)](X, D, c, E, act, P,
                                                                 rows_per_block, bad)
@@ -133,7 +131,8 @@ def column_sums(term, X, bad, D=None, c=None, E=None, act=LINEAR):
 
     D: (m, n) the upstream gradient (dA for GRAD_Z and GRAD_SUMS); c: (n,) the shift or the mean;
     E: (m, n) dZ written by GRAD_Z, or A read by GRAD_SUMS; act: the activation code.
-    ``bad`` counts the NaN/inf met.
+    ``bad`` counts the NaN/inf met. The result is a scratch array of this thread: the kernel
+    call that asked for it uses it (in a launch, or read back) before it returns.
     """
     D = X if D is None else D
     c = X[0] if c is None else c
