@@ -90,6 +90,36 @@ def test_batchnorm_writes_into_out(backend, dtype, training, rng):
                       expected)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "cpu", "cuda"])
+@over_dtypes
+@pytest.mark.parametrize("training", [True, False])
+def test_batchnorm_writes_its_cache_statistics_into_out(backend, dtype, training, rng):
+    """out=(A, mean, invstd): the cache's statistics land in the given vectors (what a model's
+    training step passes at every step, so that it allocates nothing); unusable ones are
+    rejected before anything changes."""
+    X = rng.standard_normal((8, 6)).astype(dtype)
+    gamma, beta = rng.random(6).astype(dtype) + 0.5, rng.standard_normal(6).astype(dtype)
+    stats = [np.zeros(6, dtype), np.ones(6, dtype)]
+    stats_out = [s.copy() for s in stats]
+    Y, cache = K.batchnorm_forward(X, gamma, beta, *stats, training, backend=backend)
+    out = (np.empty_like(X), np.full(6, np.nan, dtype), np.full(6, np.nan, dtype))
+    Y_out, cache_out = K.batchnorm_forward(X, gamma, beta, *stats_out, training, out=out,
+                                           backend=backend)
+    _assert_same_into(out, (Y_out, cache_out.mean, cache_out.invstd),
+                      (Y, cache.mean, cache.invstd))
+    for s, s_out in zip(stats, stats_out):
+        np.testing.assert_array_equal(s_out, s)
+    for bad, error in (((out[0], out[1]), TypeError),
+                       ((out[0], out[1], np.empty(5, dtype)), ValueError),
+                       ((out[0], out[1], out[1]), ValueError),
+                       ((out[0], stats_out[0], out[2]), ValueError)):
+        before = [s.copy() for s in stats_out]
+        with pytest.raises(error):
+            K.batchnorm_forward(X, gamma, beta, *stats_out, training, out=bad, backend=backend)
+        for s, b in zip(stats_out, before):
+            np.testing.assert_array_equal(s, b)
+
+
 @over_backends
 @pytest.mark.parametrize("kernel", ["softmax", "log_softmax", "hardmax"])
 def test_softmax_family_writes_into_out(backend, kernel, rng):

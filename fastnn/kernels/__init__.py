@@ -158,7 +158,9 @@ def batchnorm_forward(X: ArrayLike, gamma: ArrayLike, beta: ArrayLike, running_m
     stores the unbiased batch variance var * m / (m - 1), as PyTorch does. ``decay`` is the weight
     of the old value: PyTorch's ``momentum`` is 1 - decay. At inference (``training=False``) the
     running statistics normalize and are left unchanged. Returns (A (m, n), cache for
-    ``batchnorm_backward``).
+    ``batchnorm_backward``). ``out``: an array for A, or a tuple (A, mean, invstd) of arrays
+    ((m, n), (n,), (n,)) that also receives the cache's statistics (a training loop that passes
+    the same buffers at every step allocates nothing).
     """
     fn = "batchnorm_forward"
     X = check.float_array(fn, "X", X, 2)
@@ -184,10 +186,19 @@ def batchnorm_forward(X: ArrayLike, gamma: ArrayLike, beta: ArrayLike, running_m
     check.number_in(fn, "decay", decay, 0.0, 1.0)
     check.number_in(fn, "eps", eps, 0.0, np.finfo(np.float64).max, low_open=True)
     activation = _activation(fn, activation)
+    inputs = (X, *vectors.values())
+    if isinstance(out, (tuple, list)):
+        n = X.shape[1]
+        out = check.outputs(fn, out, (("A", X.shape, X.dtype), ("mean", (n,), X.dtype),
+                                      ("invstd", (n,), X.dtype)), inputs)
+        outs = {f"out[{i}]": a for i, a in enumerate(out)}
+    else:
+        outs = {"out": out}
     # running_mean and running_var are written: neither may share memory with anything else
     check.disjoint(fn, {k: vectors[k] for k in ("running_mean", "running_var")},
-                   dict(X=X, gamma=vectors["gamma"], beta=vectors["beta"], out=out))
-    out = check.output(fn, "out", out, X.shape, X.dtype, (X, *vectors.values()))
+                   dict(X=X, gamma=vectors["gamma"], beta=vectors["beta"], **outs))
+    if "out" in outs:
+        out = check.output(fn, "out", out, X.shape, X.dtype, inputs)
     return _run(fn, backend, dict(X=X), X, vectors["gamma"], vectors["beta"],
                 running_mean, running_var, training=bool(training), decay=float(decay),
                 eps=float(eps), activation=activation, out=out, extra=vectors)

@@ -115,6 +115,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
         raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
                          f"estimate a variance, got X of shape {tuple(X.shape)}")
+    out, mean_out, invstd_out = out if isinstance(out, tuple) else (out, None, None)
     _require_finite(X)
     # the statistics in float64, as the kernels compute them (float32 sums overflow or lose
     # the variance of large values), then used in X's dtype
@@ -136,6 +137,7 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
         running_mean[...] = new_mean
         running_var[...] = new_var
     A = _into(out, _apply_activation(Y, activation))
+    mean_x, invstd = _into(mean_out, mean_x), _into(invstd_out, invstd)
     return A, BatchNormCache(X, gamma, mean_x, invstd, training, activation,
                              None if activation == "linear" else A)
 

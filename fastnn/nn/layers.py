@@ -220,10 +220,13 @@ class BatchNorm(Layer):
         if training and X.shape[0] < 2:  # (the model checks first; this guards direct calls)
             raise ValueError(f"BatchNorm: training needs a batch of at least 2 rows to estimate "
                              f"a variance, got {X.shape[0]}")
+        out = self._output("Y", X, training)
+        if training:  # (the cache's statistics in workspaces too: a step allocates nothing)
+            out = (out, *(self._work(name, (X.shape[1],), X.dtype) for name in ("mean", "invstd")))
         Y, cache = self.kernels.batchnorm_forward(
             X, self.params["gamma"], self.params["beta"], self.running_mean, self.running_var,
             training=training, decay=self.decay, eps=self.eps, activation=self.fused_activation,
-            out=self._output("Y", X, training))
+            out=out)
         if training:
             self._cache = cache
         return Y

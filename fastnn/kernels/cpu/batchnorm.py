@@ -213,8 +213,10 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
         raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
                          f"estimate a variance, got X of shape {tuple(X.shape)}")
     m, n = X.shape
+    out, mean_x, invstd_x = out if isinstance(out, tuple) else (out, None, None)
     Y = np.empty_like(X) if out is None else out
-    mean_x, invstd_x = np.empty(n, X.dtype), np.empty(n, X.dtype)
+    mean_x = np.empty(n, X.dtype) if mean_x is None else mean_x
+    invstd_x = np.empty(n, X.dtype) if invstd_x is None else invstd_x
     args = (X, gamma, beta, running_mean, running_var, bool(training), float(decay), float(eps),
             ACTIVATIONS.index(activation), Y, mean_x, invstd_x)
     blocks = n_blocks(m, X.size, config.BATCHNORM_PARALLEL_MIN_ELEMENTS)

@@ -118,13 +118,15 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     if training and X.shape[0] < 2:  # (the public API checks first; models call this directly)
         raise ValueError("batchnorm_forward: training needs a batch of at least 2 rows to "
                          f"estimate a variance, got X of shape {tuple(X.shape)}")
-    call = DeviceCall(X, gamma, beta, running_mean, running_var, out)
+    out, mean_out, invstd_out = split_out(out, 3) if isinstance(out, tuple) else (out, None, None)
+    call = DeviceCall(X, gamma, beta, running_mean, running_var, out, mean_out, invstd_out)
     Xd, gd, bd = call.read(X, "X"), call.read(gamma, "gamma"), call.read(beta, "beta")
     stats = call.update if training else call.read  # training updates them in place
     rm, rv = stats(running_mean, "running_mean"), stats(running_var, "running_var")
     (m, n), dtype = Xd.shape, Xd.dtype
     Y = call.output(out, (m, n), dtype)
-    mean, invstd = cuda.device_array(n, dtype), cuda.device_array(n, dtype)  # (in the cache)
+    mean = call.output(mean_out, (n,), dtype, "out[1] (mean)")  # (in the cache)
+    invstd = call.output(invstd_out, (n,), dtype, "out[2] (invstd)")
     alpha, mean64, var64 = (_scratch.scratch(f"batchnorm forward {name}", (n,), t)
                             for name, t in (("alpha", dtype), ("mean", np.float64),
                                             ("var", np.float64)))
