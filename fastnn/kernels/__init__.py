@@ -146,7 +146,7 @@ def dense_backward(dA: ArrayLike, X: ArrayLike, W: ArrayLike, A: ArrayLike,
 def batchnorm_forward(X: ArrayLike, gamma: ArrayLike, beta: ArrayLike, running_mean: np.ndarray,
                       running_var: np.ndarray, training: bool = True, decay: float = 0.9,
                       eps: float = 1e-5, *, activation: Activation = "linear",
-                      out: Optional[np.ndarray] = None, backend: Backend = None
+                      out: Optional[np.ndarray | tuple] = None, backend: Backend = None
                       ) -> tuple[np.ndarray, BatchNormCache]:
     """Batch normalization: Y = gamma * (X - mean) / sqrt(var + eps) + beta, per column, then
     A = g(Y) with a fused ``activation`` g ("linear" (default, A = Y), "relu", "tanh",
