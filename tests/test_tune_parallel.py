@@ -144,3 +144,36 @@ def test_cli_tune_writes_table_model_plots_and_resumes(tmp_path, capsys):
         with pytest.raises(SystemExit, match=match) as info:  # (the last of an option counts)
             tune(*options)
         assert info.value.code == 2  # a usage error
+
+
+def test_a_killed_pools_manager_thread_reports_no_cancelled_future_race():
+    """Python < 3.12 sets BrokenProcessPool on futures that ``map`` had cancelled when the pool's
+    workers are killed (Ctrl-C): the thread's InvalidStateError is dropped, and only from the
+    manager threads of pools fastnn ended; any other exception is still reported. (In a fresh
+    interpreter: pytest replaces ``threading.excepthook`` during a test.)"""
+    import subprocess
+    import sys
+
+    code = """if True:
+        import concurrent.futures, threading
+        from fastnn.tune import parallel
+
+        def start(kind, quiet):
+            def run():
+                raise kind("from the thread")
+            thread = threading.Thread(target=run)
+            if quiet:
+                parallel._quiet_cancel_race(thread)
+            thread.start()
+            thread.join()
+
+        start(concurrent.futures.InvalidStateError, True)   # dropped
+        start(concurrent.futures.InvalidStateError, False)  # reported
+        start(RuntimeError, True)                           # reported
+    """
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("Exception in thread") == 2, done.stderr
+    assert done.stderr.count("InvalidStateError: from the thread") == 1
+    assert "RuntimeError: from the thread" in done.stderr

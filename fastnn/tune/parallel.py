@@ -34,6 +34,7 @@ import sys
 import threading
 import time
 import warnings
+import weakref
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -244,12 +245,36 @@ class Workers:
                 future.cancel()
 
 
+#: Pool manager threads of pools ended by ``_stop_processes`` (see ``_quiet_cancel_race``).
+_stopped_managers = weakref.WeakSet()
+
+
+def _quiet_cancel_race(manager):
+    """Keep the manager thread of a pool we kill from printing "Exception in thread ...
+    InvalidStateError": on Python before 3.12, a manager that finds its workers dead sets
+    BrokenProcessPool on every queued future, including those ``map`` already cancelled, and
+    that raises in the thread (a CPython race; the pool is being ended on purpose). Installs a
+    ``threading.excepthook`` once that drops only that exception, only from such threads."""
+    if not _stopped_managers and not getattr(threading.excepthook, "_fastnn", False):
+        previous = threading.excepthook
+
+        def excepthook(args):
+            if not (args.thread in _stopped_managers and args.exc_type is not None
+                    and issubclass(args.exc_type, concurrent.futures.InvalidStateError)):
+                previous(args)
+        excepthook._fastnn = True
+        threading.excepthook = excepthook
+    _stopped_managers.add(manager)
+
+
 def _stop_processes(pool, timeout=5.0):
     """End a process pool now (Ctrl-C, an error): kill its workers, cancel what is left, and wait
     for none of them forever (the queue that feeds the dead workers is not joined at exit)."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     queue = getattr(pool, "_call_queue", None)
     manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        _quiet_cancel_race(manager)
     if queue is not None:
         with _suppress_errors():
             queue.cancel_join_thread()
