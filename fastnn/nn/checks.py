@@ -114,15 +114,19 @@ def inputs(fn, X, dtype, kernels, n_features=None, source="the model was built f
     return X
 
 
-def labels(fn, y, n_rows, n_classes, kernels):
+def labels(fn, y, n_rows, n_classes, kernels, device_range=True):
     """y as 1-D integer class labels in [0, n_classes), one per row of X (``n_rows``): an
-    intp array on the host, or the device array itself for a device backend ``kernels``."""
+    intp array on the host, or the device array itself for a device backend ``kernels``.
+    ``device_range=False`` leaves the range of labels on the device to the kernels (no copy to
+    the host; the CUDA kernels raise ValueError)."""
     y, host = host_or_device(y, kernels)
     if len(y.shape) != 1 or np.dtype(y.dtype).kind not in "iu":
         raise ValueError(f"{fn}: y must be 1-D integer class labels, got shape {y.shape} and "
                          f"dtype {y.dtype}")
     if y.shape[0] != n_rows:
         raise ValueError(f"{fn}: X has {n_rows} rows but y has {y.shape[0]} labels")
+    if not host and not device_range:
+        return y
     values = y if host else kernels.to_host(y)  # (device labels: a small copy)
     if values.min() < 0 or values.max() >= n_classes:
         bad = int(values.min()) if values.min() < 0 else int(values.max())

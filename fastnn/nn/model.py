@@ -293,8 +293,10 @@ class Sequential:
         l2 = checks.l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
         k = self._kernels()
-        with self._lock, k.kernel_scope:
-            return self._loss_and_gradients(k.to_backend(X), k.to_backend(y), l2)
+        with self._lock:
+            with k.kernel_scope:
+                loss, n_correct = self._loss_and_gradients(k.to_backend(X), k.to_backend(y), l2)
+            return float(loss), int(n_correct)  # (CUDA: read at the scope's end)
 
     def _loss_and_gradients(self, X, y, l2):
         """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class

@@ -168,7 +168,10 @@ def train_on_batch(model, X, y, optimizer, l2):
     (loss, accuracy)."""
     fn = "Sequential.train_on_batch"
     X = model._inputs(fn, X, finite=False)  # NaN/inf: found by the kernels, named below
-    y = checks.labels(fn, y, X.shape[0], _n_classes(model, X.shape[1]), model._kernels())
+    n_classes = _n_classes(model, X.shape[1])
+    y_given = y  # (labels on the device: their range is checked by the kernels, named below)
+    y = checks.labels(fn, y, X.shape[0], n_classes, model._kernels(),
+                      device_range=False)
     l2 = checks.l2(fn, l2)
     model._check_batch_rows(fn, X.shape[0])
     if optimizer is None or (isinstance(optimizer, str) and isinstance(
@@ -183,26 +186,39 @@ def train_on_batch(model, X, y, optimizer, l2):
     except TrainingDivergedError:
         model._inputs(fn, X)  # a ValueError naming X when the NaN/inf came with the data
         raise
+    except ValueError:
+        checks.labels(fn, y_given, X.shape[0], n_classes, model._kernels())  # (names the label)
+        raise
     return loss, n_correct / X.shape[0]
 
 
 def train_step(model, X, y, l2, optimizer, where):
     """One forward, backward and update on checked data; returns (loss, number of rows
-    classified right). All or nothing: on NaN or inf the running statistics are put back (the
-    optimizer's update is itself all or nothing) and TrainingDivergedError says ``where``."""
+    classified right). All or nothing: on NaN or inf the running statistics are put back (and
+    the optimizer's update undone, or never made) and TrainingDivergedError says ``where``;
+    any other error (a class label out of range that the CUDA kernels found) puts them back
+    too. On the CUDA backend the whole step is checked at the end of its ``kernel_scope``,
+    which also reads the loss and the count: one wait for the GPU per step."""
     optimizer.check_hyperparameters(dtypes=(model.dtype,))  # (a schedule may have set lr)
     k = model._kernels()
     saved = model._backup_state()
+    stepped = False
     try:
         with model._lock:
-            with k.kernel_scope:  # (the CUDA backend checks NaN/inf once, at its end)
+            with k.kernel_scope:
                 loss, n_correct = model._loss_and_gradients(X, y, l2)
+                optimizer.step_unchecked(model.flat_params, model.flat_grads)
+                stepped = True
+            loss, n_correct = float(loss), int(n_correct)  # (read at the scope's end)
             if not math.isfinite(loss):
                 raise FloatingPointError("the loss is not finite")
-            optimizer.step_unchecked(model.flat_params, model.flat_grads)
-    except ArithmeticError as error:  # NonFiniteError, FloatingPointError
+    except BaseException as error:
+        if stepped:  # (the update's check was deferred to the scope's end, or the loss failed)
+            optimizer.undo_last_step(model.flat_params)
         for target, value in zip(model._state_arrays(), saved):
             k.assign(target, value)
+        if not isinstance(error, ArithmeticError):  # (NonFiniteError, FloatingPointError)
+            raise
         raise TrainingDivergedError(
             f"training diverged {where} ({error}); the model keeps the parameters, optimizer "
             "state and running statistics of the last good step: lower the learning rate, or "

@@ -14,6 +14,7 @@ into a backup array in the same pass (one extra write stream); the optimizer swi
 set only once every parameter of the step succeeded, and otherwise copies the parameters back from
 their backups. (Memory: the state twice, plus one copy of the parameters.)
 """
+import contextlib
 import numbers
 import threading
 from collections.abc import Sequence
@@ -140,10 +141,12 @@ class Optimizer:
             grads = self._check_step(params, grads)
             self._make_state(params)
             kernels, t = _backend.get(self.backend), self.t + 1
+            checks_now = getattr(kernels, "checks_now", contextlib.nullcontext)
             for i, (p, g) in enumerate(zip(params, grads)):
                 try:
-                    self._update(kernels, p, g, self._state[i], t, self._spare[i],
-                                 self._backup[i])
+                    with checks_now():  # (not deferred by a CUDA kernel_scope: undone here)
+                        self._update(kernels, p, g, self._state[i], t, self._spare[i],
+                                     self._backup[i])
                 except NonFiniteError:
                     self._restore(kernels, params[:i])
                     self._report(f"{type(self).__name__}.step", i, len(params), p, g)
@@ -156,7 +159,9 @@ class Optimizer:
         one shape and dtype (``Sequential.fit``), and who has called ``check_hyperparameters``
         (``Sequential`` does, before the step's forward pass). All or nothing as ``step``: NaN or
         inf in what the update computes (from g, or an overflow) raises ``fastnn.NonFiniteError``
-        with p, the state and ``t`` as they were."""
+        with p, the state and ``t`` as they were. Inside the CUDA backend's ``kernel_scope`` on
+        device arrays that check waits for the scope's end: when the scope then raises, the
+        caller calls ``undo_last_step(p)`` (``Sequential``'s training step does)."""
         with self._lock:
             if self._spare is None:
                 self._make_state([p])
@@ -167,6 +172,14 @@ class Optimizer:
                 self._report(f"{type(self).__name__}.step_unchecked", 0, 1, p, g, checked=False)
             self._state, self._spare = self._spare, self._state
             self.t += 1
+
+    def undo_last_step(self, p: np.ndarray) -> None:
+        """Undo the last ``step_unchecked(p, g)``: p from its backup, the state and ``t`` as they
+        were before it (for a step whose check a CUDA ``kernel_scope`` deferred, and failed)."""
+        with self._lock:
+            self._state, self._spare = self._spare, self._state
+            self.t -= 1
+            self._restore(_backend.get(self.backend), [p])
 
     def _restore(self, kernels, params):
         """Put back the values ``params`` had before this step (from their backups), in reverse

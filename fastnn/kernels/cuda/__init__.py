@@ -7,7 +7,8 @@ or anything with ``__cuda_array_interface__`` such as CuPy), and returns the kin
 (see ``_transfer``). Importing this package needs no GPU and does not touch one; ``require_gpu()``
 says why the backend cannot run, and every kernel calls it. Tunables: ``fastnn.config.CUDA_*``.
 ``kernel_scope`` (a context for a run of kernel calls, as in the other backends) defers the
-NaN/inf checks of the calls inside it to its end: one wait for the GPU instead of one per call.
+NaN/inf checks of the calls inside it to its end: one wait for the GPU instead of one per call
+(``checks_now()`` suspends that for the calls inside it).
 """
 
 from fastnn.kernels.cuda._device import gpu_available, is_simulator, require_gpu
@@ -46,13 +47,16 @@ from fastnn.kernels.cuda.softmax import (
 )
 
 kernel_scope = deferred_checks
+#: A context inside ``kernel_scope`` whose calls check NaN/inf at once.
+checks_now = deferred_checks.suspended
 
 #: Arrays of this backend live in GPU memory (a model keeps its data there).
 on_device = True
 
 __all__ = ["activation_backward", "activation_forward", "adam_update", "add_scaled", "assign",
-           "batchnorm_backward", "batchnorm_forward", "copy", "count_correct", "dense_backward",
-           "dense_forward", "dropout_backward", "dropout_forward", "empty", "gpu_available",
-           "hardmax", "is_simulator", "kernel_scope", "log_softmax", "momentum_update", "on_device",
-           "require_gpu", "rmsprop_update", "sgd_update", "softmax", "softmax_cross_entropy",
-           "sum_squares", "take_rows", "to_backend", "to_host", "zeros"]
+           "batchnorm_backward", "batchnorm_forward", "checks_now", "copy", "count_correct",
+           "dense_backward", "dense_forward", "dropout_backward", "dropout_forward", "empty",
+           "gpu_available", "hardmax", "is_simulator", "kernel_scope", "log_softmax",
+           "momentum_update", "on_device", "require_gpu", "rmsprop_update", "sgd_update",
+           "softmax", "softmax_cross_entropy", "sum_squares", "take_rows", "to_backend", "to_host",
+           "zeros"]

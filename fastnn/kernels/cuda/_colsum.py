@@ -101,33 +101,41 @@ def _kernel(term, cols, row_threads):
                     sh2[ty, tx] += sh2[ty + step, tx]
             cuda.syncthreads()
             step //= 2
-        if ty == 0 and j < n:
-            P[cuda.blockIdx.y, j] = sh1[0, tx]
+        if ty == 0 and j < n:  # (into ``out`` of any dtype: what it stores is counted too)
+            v1 = P.dtype.type(sh1[0, tx])
+            P[cuda.blockIdx.y, j] = v1
+            count = nonfinite(v1)
             if sums == 2:
-                P[cuda.blockIdx.y, n + j] = sh2[0, tx]
+                v2 = P.dtype.type(sh2[0, tx])
+                P[cuda.blockIdx.y, n + j] = v2
+                count += nonfinite(v2)
+            add_count(bad, count)
 
     return kernel
 
 
-def _launch(term, X, D, c, E, act, bad):
-    """One pass: the (ceil(m / ROWS_PER_BLOCK), sums * n) float64 partial sums of ``term``."""
+def _launch(term, X, D, c, E, act, bad, out=None):
+    """One pass: the (ceil(m / ROWS_PER_BLOCK), sums * n) float64 partial sums of ``term``,
+    written into ``out`` when it is given and they are one row."""
     cols = setting("CUDA_REDUCE_COLS")
     row_threads = setting("CUDA_REDUCE_ROW_THREADS", power_of_two=True)
     rows_per_block = setting("CUDA_REDUCE_ROWS_PER_BLOCK", minimum=2)
     m, n = X.shape
     row_blocks = -(-m // rows_per_block)
     shape = (row_blocks, _TERMS[term][1] * n)
-    P = _scratch.scratch("column sums", shape, np.float64)  # (passes differ in their rows)
+    P = out if out is not None and row_blocks == 1 else \
+        _scratch.scratch("column sums", shape, np.float64)  # (passes differ in their rows)
     grid = (-(-n // cols), row_blocks)
     _kernel(term, cols, row_threads)[grid, (cols, row_threads)](X, D, c, E, act, P,
                                                                 rows_per_block, bad)
     return P
 
 
-def column_sums(term, X, bad, D=None, c=None, E=None, act=LINEAR):
+def column_sums(term, X, bad, D=None, c=None, E=None, act=LINEAR, out=None):
     """Sums over the rows of X (m, n) of ``term`` (see the module doc), as a float64 device row:
     (1, n) for SUM, SQUARES and GRAD_Z, (1, 2n) for MOMENTS and GRAD_SUMS (first sums, then
-    second sums).
+    second sums). ``out``: a device array of that shape (any float dtype) the last pass writes
+    the sums into (no copy afterwards), returned.
 
     D: (m, n) the upstream gradient (dA for GRAD_Z and GRAD_SUMS); c: (n,) the shift or the mean;
     E: (m, n) dZ written by GRAD_Z, or A read by GRAD_SUMS; act: the activation code.
@@ -137,7 +145,7 @@ def column_sums(term, X, bad, D=None, c=None, E=None, act=LINEAR):
     D = X if D is None else D
     c = X[0] if c is None else c
     E = D if E is None else E
-    P = _launch(term, X, D, c, E, act, bad)
+    P = _launch(term, X, D, c, E, act, bad, out)
     while P.shape[0] > 1:
-        P = _launch(SUM, P, P, P[0], P, LINEAR, bad)
+        P = _launch(SUM, P, P, P[0], P, LINEAR, bad, out)
     return P

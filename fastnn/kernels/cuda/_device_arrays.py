@@ -13,7 +13,7 @@ from fastnn.kernels.base import (
     is_device_array,
     to_host,  # noqa: F401  (part of a backend's interface)
 )
-from fastnn.kernels.cuda._colsum import SQUARES, column_sums
+from fastnn.kernels.cuda._colsum import SQUARES, SUM, column_sums
 from fastnn.kernels.cuda._launch import stride_grid
 from fastnn.kernels.cuda._transfer import DeviceCall, flat
 
@@ -81,15 +81,18 @@ def take_rows(X, rows, out):
 
 
 def sum_squares(a):
-    """sum(a^2) as a Python float, by the column-sum reduction on a (size / COLS, COLS) view of the
-    flat array (and a (rest, 1) view of the elements left over)."""
-    call = DeviceCall(a)
-    values = flat(call.read(a))
+    """sum(a^2) by the column-sum reduction on a (size / COLS, COLS) view of the flat array (and
+    a (rest, 1) view of the elements left over), then of each view's column sums, on the
+    device: a Python float (``Pending`` inside ``kernel_scope`` on a device array)."""
+    size = device_view(a).size if is_device_array(a) else np.size(a)
     cols = config.CUDA_REDUCE_COLS
-    body = values.size // cols * cols
-    total = 0.0
-    for part, width in ((values[:body], cols), (values[body:], 1)):
-        if part.size:
-            sums = column_sums(SQUARES, part.reshape(part.size // width, width), call.bad)
-            total += float(sums.copy_to_host().sum())
-    return total
+    body = size // cols * cols
+    parts = [(lo, hi, width) for lo, hi, width in ((0, body, cols), (body, size, 1)) if hi > lo]
+    call = DeviceCall(a, values=len(parts))
+    values = flat(call.read(a))
+    for i, (lo, hi, width) in enumerate(parts):
+        sums = column_sums(SQUARES, values[lo:hi].reshape((hi - lo) // width, width), call.bad)
+        total = call.values_out[i:i + 1].reshape(1, 1)
+        column_sums(SUM, sums.reshape(width, 1), call.bad, out=total)
+    call.finish()
+    return sum((call.number(i) for i in range(len(parts))), 0.0)

@@ -1,11 +1,12 @@
-"""Device functions shared by the CUDA kernels: activations, NaN/inf counting.
+"""Device functions shared by the CUDA kernels: activations, NaN/inf counting, block sums and
+the last-block step of a one-launch grid reduction.
 
 They keep the arrays' precision: ``zero`` and ``one`` come in typed by the calling kernel
 (``A.dtype.type(0)``), since a bare literal would promote float32 arithmetic to float64.
 """
 import math
 
-from numba import cuda
+from numba import cuda, float64
 
 from fastnn.kernels.base import RELU, SIGMOID, TANH
 
@@ -17,10 +18,46 @@ def nonfinite(x):
 
 
 @cuda.jit(device=True)
-def add_count(bad, count):
-    """bad[0] += count, atomically, skipped when count is 0 (the common case)."""
+def add_count(bad, count, slot=0):
+    """bad[slot] += count (a call's float64 record, ``_transfer.Record``), atomically, skipped
+    when count is 0 (the common case)."""
     if count != 0:
-        cuda.atomic.add(bad, 0, count)
+        cuda.atomic.add(bad, slot, float64(count))
+
+
+@cuda.jit(device=True)
+def block_sum(shared, value, tid, threads):
+    """The sum of ``value`` over a block's ``threads`` threads (a power of two; thread ``tid``),
+    by a tree in the float64 shared array ``shared`` (a slot per thread): a fixed order. Every
+    thread gets the sum."""
+    cuda.syncthreads()  # (every thread has read what an earlier use left in ``shared``)
+    shared[tid] = value
+    cuda.syncthreads()
+    step = threads // 2
+    while step > 0:
+        if tid < step:
+            shared[tid] += shared[tid + step]
+        cuda.syncthreads()
+        step //= 2
+    return shared[0]
+
+
+@cuda.jit(device=True)
+def last_block(partial, block_value, tickets, flag):
+    """Store the block's ``block_value`` in partial[block] and return, in every thread of a 1-D
+    block, whether this block is the grid's last to do so: every block's value is then visible
+    to it, and it can finish the reduction in the same launch (CUDA's threadFenceReduction).
+    tickets[0] counts the blocks done and is left at 0 by the last; ``flag``: a shared int32
+    array (slot 0 is used)."""
+    if cuda.threadIdx.x == 0:
+        partial[cuda.blockIdx.x] = block_value
+        cuda.threadfence()  # (the value is visible to the grid before the ticket is taken)
+        last = cuda.atomic.add(tickets, 0, 1) == cuda.gridDim.x - 1
+        if last:
+            tickets[0] = 0
+        flag[0] = 1 if last else 0
+    cuda.syncthreads()
+    return flag[0] == 1
 
 
 @cuda.jit(device=True)

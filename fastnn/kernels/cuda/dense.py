@@ -1,8 +1,9 @@
 """Dense layer and activation kernels on the GPU.
 
 Forward: A = g(X @ W + b), one tiled product with the bias and g fused into its epilogue.
-Backward: dZ = dA * g'(Z) (g' from A) and db = column sums of dZ in one block-reduction pass, then
-dX = dZ @ W.T and dW = X.T @ dZ as tiled products that read W and X transposed in place. dZ is
+Backward: dZ = dA * g'(Z) (g' from A) and db = column sums of dZ in one block-reduction pass (its
+last pass writes db), then dX = dZ @ W.T and dW = X.T @ dZ as tiled products that read W and X
+transposed in place. dZ is
 dA itself for a linear layer, and is written over dA when that is allowed (``overwrite_dA``, or a
 host dA, whose device copy is the kernel's own).
 X: (m, n_in); W: (n_in, n_out); b, db: (n_out,); A, dA, dZ: (m, n_out).
@@ -39,17 +40,6 @@ def _activation_grad_kernel(dA, A, dZ, act, bad):
         dz = activation_grad(dA[i], a, act, zero, one)
         dZ[i] = dz
         count += nonfinite(a) + nonfinite(dz)
-    add_count(bad, count)
-
-
-@cuda.jit
-def _store_kernel(src, dst, bad):
-    """dst = src (cast to dst's dtype) over flat arrays; counts NaN/inf in dst."""
-    count = 0
-    for i in range(cuda.grid(1), dst.size, cuda.gridsize(1)):
-        v = dst.dtype.type(src[i])
-        dst[i] = v
-        count += nonfinite(v)
     add_count(bad, count)
 
 
@@ -99,13 +89,10 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
     act = _code(activation)
     reuse = act == LINEAR or overwrite_dA or not is_device_array(dA)
     dZ = dAd if reuse else cuda.device_array((m, n_out), dtype)
-    db = None
+    db = None if not bias_grad else call.output(out_db, (n_out,), dtype, "out[2] (db)")
     if bias_grad or act != LINEAR:  # (a linear layer without a bias: dZ is dA, no sums)
-        sums = column_sums(GRAD_Z, Ad, call.bad, D=dAd, E=dZ, act=act)
-    if bias_grad:
-        db = call.output(out_db, (n_out,), dtype, "out[2] (db)")
-        blocks, threads = stride_grid(n_out)
-        _store_kernel[blocks, threads](flat(sums), db, call.bad)
+        column_sums(GRAD_Z, Ad, call.bad, D=dAd, E=dZ, act=act,
+                    out=None if db is None else db.reshape(1, n_out))
     dX = None
     if input_grad:
         dX = call.output(out_dX, (m, n_in), dtype, "out[0] (dX)")

@@ -8,6 +8,9 @@ the state read as they were.
 - ``state_out`` and ``backup`` given (the optimizers of ``fastnn.optim``, which double-buffer their
   state): one launch reads the state, writes the new state into ``state_out`` and p's old values
   into ``backup`` while it updates p; on failure p is copied back from ``backup`` on the device.
+  Inside ``kernel_scope`` on device arrays the check waits for the scope's end, and putting p
+  back from ``backup`` (and keeping the old state) falls to the caller when the scope raises
+  (``fastnn.optim.Optimizer.undo_last_step``: a model's training step does).
 - neither (the public in-place kernels): a first launch computes the update and only counts; the
   second, which reads the count on the device (no wait in between), updates in place only when it
   is 0. Both run the same code, so the second computes exactly what the first counted.
@@ -89,7 +92,7 @@ def _update(kind, p, g, states, hyper, state_out=None, backup=None):
     if (state_out is None) != (backup is None):
         raise TypeError("give both state_out and backup, or neither")
     state_out = () if state_out is None else tuple(state_out)
-    call = DeviceCall(p, g, *states, *state_out, backup, deferrable=False)  # (all or nothing)
+    call = DeviceCall(p, g, *states, *state_out, backup, deferrable=backup is not None)
     pd, gd = flat(call.update(p, "p")), flat(call.read(g, "g"))
     if backup is None:
         sd = [flat(call.update(s, "state")) for s in states]

@@ -8,9 +8,11 @@ per row by default). Per row, in two reads of it:
    combines those in a shared-memory tree (float64): row max M, S = sum_j exp(z_j - M), argmax
    (the first on ties) and, for target rows Y, sum_j Y_j and sum_j Y_j z_j;
 2. each thread writes its columns of the output.
-Cross-entropy sums the row losses per block, then over blocks (``_colsum``): the loss is reduced
-on the device, in a fixed order; ``count_correct`` sums the rows whose argmax is the label the same
-way. The order z - M - log(S) keeps logits of 1e4 finite. Z: (m, C).
+Cross-entropy sums the row losses per block, and the last block to finish sums the blocks' sums
+(``_math.last_block``): the loss is reduced on the device, in a fixed order, in the same launch,
+into the call's record; ``count_correct`` sums the rows whose argmax is the label the same way. A
+class label outside [0, C) is counted (the call raises ValueError), never read past the row. The
+order z - M - log(S) keeps logits of 1e4 finite. Z: (m, C).
 """
 import functools
 import math
@@ -18,11 +20,10 @@ import math
 import numpy as np
 from numba import cuda, float64, int32
 
-from fastnn.errors import NonFiniteError
 from fastnn.kernels.cuda import _scratch
-from fastnn.kernels.cuda._colsum import SUM, column_sums
 from fastnn.kernels.cuda._launch import setting
-from fastnn.kernels.cuda._math import add_count, nonfinite
+from fastnn.kernels.cuda._math import add_count, block_sum, last_block, nonfinite
+from fastnn.kernels.cuda._scratch import BAD_LABELS
 from fastnn.kernels.cuda._transfer import DeviceCall
 
 #: What the row kernel writes; the modes from CE_LABELS on also sum a value per row (the loss, or
@@ -53,7 +54,7 @@ def _kernel(threads):
     """The row kernel for blocks of ``threads`` threads (compile-time shared-memory sizes)."""
 
     @cuda.jit
-    def kernel(mode, Z, labels, Y, out, group, inv_m, partial, bad):
+    def kernel(mode, Z, labels, Y, out, group, inv_m, partial, tickets, result, bad):
         row_max = cuda.shared.array(threads, float64)
         row_sum = cuda.shared.array(threads, float64)
         row_arg = cuda.shared.array(threads, int32)
@@ -95,18 +96,23 @@ def _kernel(threads):
             big, total, best = row_max[lead], row_sum[lead], row_arg[lead]
             y_total, yz_total = y_sum[lead], yz_sum[lead]
             cuda.syncthreads()  # all have read the statistics before the next rows overwrite them
+            label = -1
+            if i < m and (mode == CE_LABELS or mode == CORRECT):
+                label = labels[i]
+                if label < 0 or label >= n_cols:
+                    if lane == 0:
+                        add_count(bad, 1, BAD_LABELS)
+                    label = -1
             if i < m and mode == CORRECT:
-                if lane == 0 and best == labels[i]:
+                if lane == 0 and best == label:
                     values += 1.0
             elif i < m:
                 shift = Z.dtype.type(big)
                 log_total = math.log(total)
                 scale = Z.dtype.type(1.0 / total)
-                label = 0
                 if mode == CE_LABELS:
-                    label = labels[i]
                     scale *= inv_m
-                    if lane == 0:
+                    if lane == 0 and label >= 0:
                         values += big + log_total - float64(Z[i, label])
                 elif mode == CE_ROWS:
                     scale = Z.dtype.type(y_total / total) * inv_m
@@ -128,35 +134,35 @@ def _kernel(threads):
                     else:
                         out[i, j] = math.exp(z - shift) * scale
         add_count(bad, count)
-        if mode >= CE_LABELS:  # the block's sum of the row values, by a tree over threads
-            row_sum[tid] = values
-            cuda.syncthreads()
-            step = threads // 2
-            while step > 0:
-                if tid < step:
-                    row_sum[tid] += row_sum[tid + step]
-                cuda.syncthreads()
-                step //= 2
-            if tid == 0:
-                partial[cuda.blockIdx.x] = row_sum[0]
+        if mode >= CE_LABELS:  # the sum of the row values over the rows, in the last block
+            block_total = block_sum(row_sum, values, tid, threads)
+            if last_block(partial, block_total, tickets, row_arg):
+                grand = 0.0
+                for b in range(tid, cuda.gridDim.x, threads):
+                    grand += partial[b]
+                grand = block_sum(row_sum, grand, tid, threads)
+                if tid == 0:
+                    result[0] = grand
 
     return kernel
 
 
 def _run(mode, call, Z, out, labels=None, Y=None):
-    """Launch the row kernel on device arrays; returns the per-block sums of the row values
-    (float64: the losses, or the correct rows)."""
+    """Launch the row kernel on device arrays; the modes from CE_LABELS on store the sum of their
+    row values (the losses, or the correct rows) in the call's first value."""
     threads = setting("CUDA_SOFTMAX_THREADS", power_of_two=True)
     group = min(setting("CUDA_SOFTMAX_ROW_THREADS", power_of_two=True), threads,
                 1 << (Z.shape[1] - 1).bit_length())
     rows = threads // group
     blocks = max(1, min(-(-Z.shape[0] // rows), setting("CUDA_MAX_BLOCKS")))
     partial = _scratch.scratch("softmax partial sums", (blocks,), np.float64)
+    tickets = _scratch.zeros("softmax tickets", (1,), np.int32)
     labels = _scratch.scratch("no labels", (0,), np.int64) if labels is None else labels
     Y = Z if Y is None else Y
+    result = partial if call.values_out is None else call.values_out  # (unused: partial)
     inv_m = Z.dtype.type(1.0 / Z.shape[0])
-    _kernel(threads)[blocks, threads](mode, Z, labels, Y, out, group, inv_m, partial, call.bad)
-    return partial
+    _kernel(threads)[blocks, threads](mode, Z, labels, Y, out, group, inv_m, partial, tickets,
+                                      result, call.bad)
 
 
 def _rowwise(mode, Z, out):
@@ -183,27 +189,25 @@ def hardmax(Z, out=None):
 
 
 def softmax_cross_entropy(Z, y, out=None):
-    """See ``fastnn.kernels.softmax_cross_entropy``."""
-    call = DeviceCall(Z, y, out)
+    """See ``fastnn.kernels.softmax_cross_entropy``. Inside ``kernel_scope`` on device arrays the
+    loss is a ``Pending`` number, read when the scope ends."""
+    call = DeviceCall(Z, y, out, values=1)
     Zd, yd = call.read(Z, "Z"), call.read(y, "y")
     dZ = call.output(out, Zd.shape, Zd.dtype)
     if yd.ndim == 1:
-        partial = _run(CE_LABELS, call, Zd, dZ, labels=yd)
+        _run(CE_LABELS, call, Zd, dZ, labels=yd)
     else:
-        partial = _run(CE_ROWS, call, Zd, dZ, Y=yd)
-    total = column_sums(SUM, partial.reshape(partial.size, 1), call.bad)
+        _run(CE_ROWS, call, Zd, dZ, Y=yd)
     dZ = call.finish(dZ)
-    loss = float(total.copy_to_host()[0, 0]) / Zd.shape[0]
-    if not math.isfinite(loss):
-        raise NonFiniteError
-    return loss, dZ
+    return call.number(0, 1.0 / Zd.shape[0]), dZ
 
 
 def count_correct(Z, y):
     """How many rows of Z (m, C) have their largest value (the first on ties) at the label y (m,),
-    counted on the device; an int."""
-    call = DeviceCall(Z, y)
+    counted on the device; an int (``Pending`` inside ``kernel_scope`` on device arrays)."""
+    call = DeviceCall(Z, y, values=1)
     Zd = call.read(Z, "Z")
-    partial = _run(CORRECT, call, Zd, Zd, labels=call.read(y, "y"))
-    total = column_sums(SUM, partial.reshape(partial.size, 1), call.bad)
-    return round(float(total.copy_to_host()[0, 0]))
+    _run(CORRECT, call, Zd, Zd, labels=call.read(y, "y"))
+    call.finish()
+    n = call.number(0)
+    return n if call.deferred else round(n)
