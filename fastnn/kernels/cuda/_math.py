@@ -43,18 +43,18 @@ def block_sum(shared, value, tid, threads):
 
 
 @cuda.jit(device=True)
-def last_block(partial, block_value, tickets, flag):
-    """Store the block's ``block_value`` in partial[block] and return, in every thread of a 1-D
-    block, whether this block is the grid's last to do so: every block's value is then visible
-    to it, and it can finish the reduction in the same launch (CUDA's threadFenceReduction).
-    tickets[0] counts the blocks done and is left at 0 by the last; ``flag``: a shared int32
-    array (slot 0 is used)."""
-    if cuda.threadIdx.x == 0:
-        partial[cuda.blockIdx.x] = block_value
-        cuda.threadfence()  # (the value is visible to the grid before the ticket is taken)
-        last = cuda.atomic.add(tickets, 0, 1) == cuda.gridDim.x - 1
+def last_block(tickets, slot, n_blocks, flag):
+    """Whether this block is the last of the ``n_blocks`` sharing tickets[slot] to get here,
+    in every thread (all must call it, after each stored its share of the block's partial
+    results). The last sees every block's partial results and can finish a reduction in the same
+    launch (CUDA's threadFenceReduction). tickets[slot] counts the blocks done and is left at 0 by
+    the last; ``flag``: a shared int32 array (slot 0 is used)."""
+    cuda.threadfence()  # (this thread's stores are visible to the grid before the ticket)
+    cuda.syncthreads()
+    if cuda.threadIdx.x == 0 and cuda.threadIdx.y == 0:
+        last = cuda.atomic.add(tickets, slot, 1) == n_blocks - 1
         if last:
-            tickets[0] = 0
+            tickets[slot] = 0
         flag[0] = 1 if last else 0
     cuda.syncthreads()
     return flag[0] == 1

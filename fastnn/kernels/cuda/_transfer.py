@@ -83,7 +83,8 @@ class Record:
 class Pending:
     """A number kernels left in a record (a loss, a count): ``float()`` or ``int()`` of it reads
     the record, which costs nothing more once its scope has ended (the scope read it). Sums of
-    pending numbers and numbers, and their multiples, are pending too (a loss plus its L2 term).
+    pending numbers and numbers, their multiples and quotients by a number are pending too (a
+    loss plus its L2 term); formatting reads the value.
     """
 
     __slots__ = ("terms", "constant")
@@ -111,6 +112,12 @@ class Pending:
                        self.constant * factor)
 
     __rmul__ = __mul__
+
+    def __truediv__(self, divisor):
+        return self * (1.0 / float(divisor))
+
+    def __format__(self, spec):
+        return format(float(self), spec)
 
     def __repr__(self):
         return f"Pending({float(self)!r})"

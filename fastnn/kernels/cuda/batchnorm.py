@@ -2,11 +2,13 @@
 
 Column sums run as block reductions over rows (``_colsum``): in training the forward pass sums
 x - shift and (x - shift)^2 (shift: the first row, for an accurate one-pass variance), the
-backward pass sums dy and dy * (x - mean). A small per-column kernel turns the sums into
-coefficients, and one elementwise pass applies them: A = g(alpha * (X - mean) + beta) with
-alpha = gamma * invstd; dX = a * dY + c * (X - mean) + d. With a fused activation g the backward
-pass reads the gradient of A and uses dY = dA * g'(A) wherever it reads dY. Running statistics are
-updated on the device, after the forward pass, only when no NaN/inf was met.
+backward pass sums dy and dy * (x - mean). One elementwise pass then applies them, each thread
+working out its column's coefficients from the sums (a few flops beside a memory-bound pass, and
+no launch between): A = g(alpha * (X - mean) + beta) with alpha = gamma * invstd;
+dX = a * dY + c * (X - mean) + d. With a fused activation g the backward pass reads the gradient
+of A and uses dY = dA * g'(A) wherever it reads dY. Running statistics are updated on the device:
+by the forward pass itself inside ``kernel_scope`` (a failed training step puts them back), else
+after it, only when no NaN/inf was met. Two launches per pass in training.
 """
 import math
 
@@ -21,92 +23,91 @@ from fastnn.kernels.cuda._math import activate, activation_grad, add_count, nonf
 from fastnn.kernels.cuda._transfer import DeviceCall, split_out
 
 
+@cuda.jit(device=True)
+def _statistics(training, sums, shift, running_mean, running_var, j, n, m):
+    """(mean, biased var) of column j in float64: in training from sums = [sum(x - shift),
+    sum((x - shift)^2)] over m rows (a one-pass variance, shifted for accuracy), else the running
+    statistics."""
+    if not training:
+        return float64(running_mean[j]), float64(running_var[j])
+    mean_shifted = sums[0, j] / m
+    return (float64(shift[j]) + mean_shifted,
+            max(sums[0, n + j] / m - mean_shifted * mean_shifted, 0.0))
+
+
+@cuda.jit(device=True)
+def _update_running(running_mean, running_var, j, mean, var, decay, unbias):
+    """running = decay * running + (1 - decay) * batch value (var * unbias, unbias = m / (m-1))."""
+    running_mean[j] = decay * running_mean[j] + (1.0 - decay) * mean
+    running_var[j] = decay * running_var[j] + (1.0 - decay) * var * unbias
+
+
 @cuda.jit
-def _forward_coefficients(training, sums, shift, running_mean, running_var, gamma, m, eps,
-                          mean, invstd, alpha, mean64, var64, bad):
-    """Per column: mean, biased var (training: from sums = [sum(x - shift), sum((x - shift)^2)];
-    inference: the running statistics), invstd = 1 / sqrt(var + eps), alpha = gamma * invstd.
-    mean, invstd, alpha in X's dtype; mean64, var64 kept in float64 for the running update."""
-    n = mean.shape[0]
+def _normalize(training, X, sums, running_mean, running_var, gamma, beta, eps, act, update, decay,
+               unbias, A, mean, invstd, mean64, var64, bad):
+    """A = g(alpha * (X - mean) + beta) per element, with alpha = gamma * invstd and
+    invstd = 1 / sqrt(var + eps) worked out by each thread from its column's sums (or the running
+    statistics; ``_statistics``); counts NaN/inf before g and in the sums. The threads of row 0
+    also write the column's mean and invstd (X's dtype) and either update the running statistics
+    (``update``: the caller undoes a failed step) or keep mean, var in float64 for
+    ``_running_update``."""
+    m, n = X.shape
+    zero, one = X.dtype.type(0), X.dtype.type(1)
     count = 0
-    for j in range(cuda.grid(1), n, cuda.gridsize(1)):
-        if training:
-            s1, s2 = sums[0, j], sums[0, n + j]
-            count += nonfinite(s1) + nonfinite(s2)
-            mean_shifted = s1 / m
-            mu = float64(shift[j]) + mean_shifted
-            var = max(s2 / m - mean_shifted * mean_shifted, 0.0)
-        else:
-            mu, var = float64(running_mean[j]), float64(running_var[j])
+    for k in range(cuda.grid(1), X.size, cuda.gridsize(1)):
+        i, j = k // n, k % n
+        mu, var = _statistics(training, sums, X[0], running_mean, running_var, j, n, float64(m))
         inv = 1.0 / math.sqrt(var + eps)
-        mean64[j], var64[j] = mu, var
-        mean[j] = mu
-        invstd[j] = inv
-        alpha[j] = gamma[j] * inv
+        mean_j, alpha_j = X.dtype.type(mu), X.dtype.type(gamma[j] * inv)
+        y = alpha_j * (X[i, j] - mean_j) + beta[j]
+        count += nonfinite(y)
+        A[i, j] = activate(y, act, zero, one)
+        if i == 0:
+            mean[j], invstd[j] = mean_j, inv
+            if training:
+                count += nonfinite(sums[0, j]) + nonfinite(sums[0, n + j])
+                if update:
+                    _update_running(running_mean, running_var, j, mu, var, decay, unbias)
+                else:
+                    mean64[j], var64[j] = mu, var
     add_count(bad, count)
 
 
 @cuda.jit
 def _running_update(mean64, var64, running_mean, running_var, decay, unbias, bad):
-    """running = decay * running + (1 - decay) * batch value (var * unbias, unbias = m / (m - 1)),
-    only when bad[0] is 0."""
+    """``_update_running`` of every column, only when bad[0] is 0 (no NaN/inf met)."""
     if bad[0] != 0:
         return
     for j in range(cuda.grid(1), running_mean.shape[0], cuda.gridsize(1)):
-        running_mean[j] = decay * running_mean[j] + (1.0 - decay) * mean64[j]
-        running_var[j] = decay * running_var[j] + (1.0 - decay) * var64[j] * unbias
+        _update_running(running_mean, running_var, j, mean64[j], var64[j], decay, unbias)
 
 
 @cuda.jit
-def _backward_coefficients(training, sums, gamma, invstd, m, a, c, d, dgamma, dbeta, bad):
-    """Per column, from sums = [sum(dy), sum(dy * (x - mean))]: dbeta = sum(dy),
-    dgamma = invstd * sum(dy * (x - mean)) and dX = a * dY + c * (X - mean) + d with
-    a = gamma * invstd and, in training, c = -a * invstd * dgamma / m, d = -a * dbeta / m
-    (at inference c = d = 0)."""
-    n = a.shape[0]
+def _grad_x(training, sums, gamma, invstd, dA, A, act, X, mean, dX, dgamma, dbeta, bad):
+    """dX = a * dY + c * (X - mean) + d per element, dY = dA * g'(A) (dA for linear), with each
+    thread working out its column's coefficients from sums = [sum(dy), sum(dy * (x - mean))]:
+    a = gamma * invstd and, in training, c = -a * invstd * dgamma / m, d = -a * dbeta / m (at
+    inference c = d = 0). The threads of row 0 write dbeta = sum(dy) and
+    dgamma = invstd * sum(dy * (x - mean)). Counts NaN/inf in dX and in the sums."""
+    m, n = X.shape
+    zero, one = X.dtype.type(0), X.dtype.type(1)
     count = 0
-    for j in range(cuda.grid(1), n, cuda.gridsize(1)):
+    for k in range(cuda.grid(1), X.size, cuda.gridsize(1)):
+        i, j = k // n, k % n
         sum_dy, sum_dyx = sums[0, j], sums[0, n + j]
-        count += nonfinite(sum_dy) + nonfinite(sum_dyx)
         inv = float64(invstd[j])
         g = sum_dyx * inv
         aj = float64(gamma[j]) * inv
-        dbeta[j] = sum_dy
-        dgamma[j] = g
-        a[j] = aj
-        c[j] = -aj * inv * g / m if training else 0.0
-        d[j] = -aj * sum_dy / m if training else 0.0
-    add_count(bad, count)
-
-
-@cuda.jit
-def _normalize(X, mean, alpha, beta, act, A, bad):
-    """A = g(alpha * (X - mean) + beta), per column (mean, alpha, beta: (n,)); counts NaN/inf
-    before g."""
-    n = X.shape[1]
-    zero, one = X.dtype.type(0), X.dtype.type(1)
-    count = 0
-    for k in range(cuda.grid(1), X.size, cuda.gridsize(1)):
-        i, j = k // n, k % n
-        y = alpha[j] * (X[i, j] - mean[j]) + beta[j]
-        count += nonfinite(y)
-        A[i, j] = activate(y, act, zero, one)
-    add_count(bad, count)
-
-
-@cuda.jit
-def _grad_x(dA, A, act, X, mean, a, c, d, dX, bad):
-    """dX = a * dY + c * (X - mean) + d, per column (mean, a, c, d: (n,)), dY = dA * g'(A) (dA for
-    linear); counts NaN/inf in dX."""
-    n = X.shape[1]
-    zero, one = X.dtype.type(0), X.dtype.type(1)
-    count = 0
-    for k in range(cuda.grid(1), X.size, cuda.gridsize(1)):
-        i, j = k // n, k % n
+        a = X.dtype.type(aj)
+        c = X.dtype.type(-aj * inv * g / m) if training else zero
+        d = X.dtype.type(-aj * sum_dy / m) if training else zero
         dy = dA[i, j] if act == LINEAR else activation_grad(dA[i, j], A[i, j], act, zero, one)
-        v = a[j] * dy + c[j] * (X[i, j] - mean[j]) + d[j]
+        v = a * dy + c * (X[i, j] - mean[j]) + d
         dX[i, j] = v
         count += nonfinite(v)
+        if i == 0:
+            dbeta[j], dgamma[j] = sum_dy, g
+            count += nonfinite(sum_dy) + nonfinite(sum_dyx)
     add_count(bad, count)
 
 
@@ -127,16 +128,15 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     Y = call.output(out, (m, n), dtype)
     mean = call.output(mean_out, (n,), dtype, "out[1] (mean)")  # (in the cache)
     invstd = call.output(invstd_out, (n,), dtype, "out[2] (invstd)")
-    alpha, mean64, var64 = (_scratch.scratch(f"batchnorm forward {name}", (n,), t)
-                            for name, t in (("alpha", dtype), ("mean", np.float64),
-                                            ("var", np.float64)))
+    mean64, var64 = (_scratch.scratch(f"batchnorm forward {name}", (n,), np.float64)
+                     for name in ("mean", "var"))
     sums = column_sums(MOMENTS, Xd, call.bad) if training else mean64.reshape(1, n)
-    blocks, threads = stride_grid(n)
-    _forward_coefficients[blocks, threads](training, sums, Xd[0], rm, rv, gd, float(m), eps, mean,
-                                           invstd, alpha, mean64, var64, call.bad)
+    update = training and call.deferred  # (else after the check that nothing was NaN/inf)
     blocks, threads = stride_grid(Xd.size)
-    _normalize[blocks, threads](Xd, mean, alpha, bd, ACTIVATIONS.index(activation), Y, call.bad)
-    if training:
+    _normalize[blocks, threads](training, Xd, sums, rm, rv, gd, bd, eps,
+                                ACTIVATIONS.index(activation), update, decay, m / (m - 1), Y,
+                                mean, invstd, mean64, var64, call.bad)
+    if training and not update:
         blocks, threads = stride_grid(n)
         _running_update[blocks, threads](mean64, var64, rm, rv, decay, m / (m - 1), call.bad)
     Y, mean, invstd = call.finish(Y, mean, invstd)
@@ -155,13 +155,10 @@ def batchnorm_backward(dY, cache, out=None):
     Ad = dYd if A is None else call.read(A, "cache.A")  # (A is not read when linear)
     (m, n), dtype = Xd.shape, Xd.dtype
     sums = column_sums(GRAD_SUMS, Xd, call.bad, D=dYd, c=meand, E=Ad, act=act)
-    a, c, d = (_scratch.scratch(f"batchnorm backward {name}", (n,), dtype) for name in "acd")
     dgamma = call.output(out_dgamma, (n,), dtype, "out[1] (dgamma)")
     dbeta = call.output(out_dbeta, (n,), dtype, "out[2] (dbeta)")
-    blocks, threads = stride_grid(n)
-    _backward_coefficients[blocks, threads](training, sums, gd, invd, float(m), a, c, d, dgamma,
-                                            dbeta, call.bad)
     dX = call.output(out_dX, (m, n), dtype, "out[0] (dX)")
     blocks, threads = stride_grid(Xd.size)
-    _grad_x[blocks, threads](dYd, Ad, act, Xd, meand, a, c, d, dX, call.bad)
+    _grad_x[blocks, threads](training, sums, gd, invd, dYd, Ad, act, Xd, meand, dX, dgamma, dbeta,
+                             call.bad)
     return call.finish(dX, dgamma, dbeta)

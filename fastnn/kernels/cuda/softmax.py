@@ -51,7 +51,9 @@ def _fold(row_max, row_sum, row_arg, y_sum, yz_sum, t, u):
 
 @functools.lru_cache(maxsize=None)
 def _kernel(threads):
-    """The row kernel for blocks of ``threads`` threads (compile-time shared-memory sizes)."""
+    """The row kernel for blocks of ``threads`` threads (compile-time shared-memory sizes).
+    Its sums (modes from CE_LABELS on) go to partial[block], and the last block writes their
+    total to result[0]; tickets: ``last_block``'s counter, zero between launches."""
 
     @cuda.jit
     def kernel(mode, Z, labels, Y, out, group, inv_m, partial, tickets, result, bad):
@@ -136,7 +138,9 @@ def _kernel(threads):
         add_count(bad, count)
         if mode >= CE_LABELS:  # the sum of the row values over the rows, in the last block
             block_total = block_sum(row_sum, values, tid, threads)
-            if last_block(partial, block_total, tickets, row_arg):
+            if tid == 0:
+                partial[cuda.blockIdx.x] = block_total
+            if last_block(tickets, 0, cuda.gridDim.x, row_arg):
                 grand = 0.0
                 for b in range(tid, cuda.gridDim.x, threads):
                     grand += partial[b]
