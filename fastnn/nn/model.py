@@ -211,6 +211,12 @@ class Sequential:
             k.assign(backup, a)
         return backups
 
+    def _restore_state(self, saved):
+        """Put ``_backup_state()``'s copies back into the running statistics (a failed step)."""
+        k = self._kernels()
+        for target, value in zip(self._state_arrays(), saved):
+            k.assign(target, value)
+
     def count_params(self) -> int:
         """The number of trainable parameters."""
         self._require_built("count_params")
@@ -293,10 +299,16 @@ class Sequential:
         l2 = checks.l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
         k = self._kernels()
-        with self._lock:
-            with k.kernel_scope:
-                loss, n_correct = self._loss_and_gradients(k.to_backend(X), k.to_backend(y), l2)
-            return float(loss), int(n_correct)  # (CUDA: read at the scope's end)
+        saved = self._backup_state()
+        try:
+            with self._lock:
+                with k.kernel_scope:
+                    loss, n_correct = self._loss_and_gradients(k.to_backend(X),
+                                                               k.to_backend(y), l2)
+                return float(loss), int(n_correct)  # (CUDA: read at the scope's end)
+        except BaseException:  # (CUDA updates them before its check, at the scope's end)
+            self._restore_state(saved)
+            raise
 
     def _loss_and_gradients(self, X, y, l2):
         """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class

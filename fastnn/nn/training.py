@@ -201,22 +201,19 @@ def train_step(model, X, y, l2, optimizer, where):
     which also reads the loss and the count: one wait for the GPU per step."""
     optimizer.check_hyperparameters(dtypes=(model.dtype,))  # (a schedule may have set lr)
     k = model._kernels()
-    saved = model._backup_state()
-    stepped = False
+    saved, t = model._backup_state(), optimizer.t
     try:
         with model._lock:
             with k.kernel_scope:
                 loss, n_correct = model._loss_and_gradients(X, y, l2)
                 optimizer.step_unchecked(model.flat_params, model.flat_grads)
-                stepped = True
             loss, n_correct = float(loss), int(n_correct)  # (read at the scope's end)
             if not math.isfinite(loss):
                 raise FloatingPointError("the loss is not finite")
     except BaseException as error:
-        if stepped:  # (the update's check was deferred to the scope's end, or the loss failed)
+        if optimizer.t != t:  # (stepped: its check was deferred to the scope's end)
             optimizer.undo_last_step(model.flat_params)
-        for target, value in zip(model._state_arrays(), saved):
-            k.assign(target, value)
+        model._restore_state(saved)
         if not isinstance(error, ArithmeticError):  # (NonFiniteError, FloatingPointError)
             raise
         raise TrainingDivergedError(

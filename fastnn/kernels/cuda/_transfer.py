@@ -69,8 +69,7 @@ class Record:
         labels out of range, NonFiniteError for NaN/inf met or a value that is not finite."""
         host = self.host
         if host[BAD_LABELS]:
-            raise ValueError(f"{int(host[BAD_LABELS])} class label(s) in y outside [0, C), the "
-                             "columns of the logits")
+            raise ValueError("y holds class labels outside [0, C), the columns of the logits")
         if host[NONFINITE] or not np.isfinite(host[FIRST_VALUE:self.used]).all():
             raise NonFiniteError("NaN or inf in a kernel of this training step")
 
