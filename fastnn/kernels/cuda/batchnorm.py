@@ -132,13 +132,14 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
                      for name in ("mean", "var"))
     sums = column_sums(MOMENTS, Xd, call.bad) if training else mean64.reshape(1, n)
     update = training and call.deferred  # (else after the check that nothing was NaN/inf)
+    unbias = m / (m - 1) if training else 1.0
     blocks, threads = stride_grid(Xd.size)
     _normalize[blocks, threads](training, Xd, sums, rm, rv, gd, bd, eps,
-                                ACTIVATIONS.index(activation), update, decay, m / (m - 1), Y,
-                                mean, invstd, mean64, var64, call.bad)
+                                ACTIVATIONS.index(activation), update, decay, unbias, Y, mean,
+                                invstd, mean64, var64, call.bad)
     if training and not update:
         blocks, threads = stride_grid(n)
-        _running_update[blocks, threads](mean64, var64, rm, rv, decay, m / (m - 1), call.bad)
+        _running_update[blocks, threads](mean64, var64, rm, rv, decay, unbias, call.bad)
     Y, mean, invstd = call.finish(Y, mean, invstd)
     return Y, BatchNormCache(X, gamma, mean, invstd, training, activation,
                              None if activation == "linear" else Y)
