@@ -52,6 +52,16 @@ ACTIVATION_PARALLEL_MIN_ELEMENTS = 1 << 14
 CUDA_THREADS_PER_BLOCK = 256
 CUDA_MAX_BLOCKS = 1024
 
+#: Where the dense layers' matrix products come from: "auto" (cuBLAS through CuPy's bindings when
+#: CuPy is installed and a real GPU runs the kernels, else the tiled @cuda.jit kernel below),
+#: "cublas" (required: an error says why it cannot run, e.g. in Numba's CUDA simulator) or
+#: "numba" (the tiled kernel always).
+CUDA_GEMM = "auto"
+#: Let cuBLAS round float32 products' inputs to TF32 on tensor cores (Ampere and later: several
+#: times faster, about 1e-3 relative error instead of 1e-6), as PyTorch's
+#: ``torch.backends.cuda.matmul.allow_tf32``. Off by default.
+CUDA_ALLOW_TF32 = False
+
 #: Tiled matrix product (dense layers): a block of CUDA_GEMM_THREADS_Y x CUDA_GEMM_THREADS_X
 #: threads computes a tile of (THREADS_Y * REGS_M) x (THREADS_X * REGS_N) outputs, each thread
 #: REGS_M x REGS_N of them held in registers, stepping CUDA_GEMM_TILE_K along the inner dimension
@@ -64,8 +74,8 @@ CUDA_GEMM_TILE_K = 16
 
 #: Column sums (batch norm statistics and gradient sums, the dense bias gradient): a block of
 #: CUDA_REDUCE_COLS x CUDA_REDUCE_ROW_THREADS threads (a power of two) sums
-#: CUDA_REDUCE_ROWS_PER_BLOCK rows of CUDA_REDUCE_COLS adjacent columns; the blocks' partial sums
-#: are then summed the same way until one row is left.
+#: CUDA_REDUCE_ROWS_PER_BLOCK rows of CUDA_REDUCE_COLS adjacent columns; the last block of each
+#: column group to finish sums the blocks' partial sums (one launch).
 CUDA_REDUCE_COLS = 32
 CUDA_REDUCE_ROW_THREADS = 8
 CUDA_REDUCE_ROWS_PER_BLOCK = 256

@@ -23,11 +23,12 @@ import fastnn.kernels.cuda as kc  # noqa: E402
 
 #: Launch sizes for the simulator: 6 x 6 product tiles from 2 x 3 threads with 2 x 3 outputs each
 #: (2 along k), column sums over 3-row blocks of 4 columns, softmax rows shared by 4 threads in
-#: blocks of 8, grid-stride loops over 3 blocks of 8 threads.
+#: blocks of 8, grid-stride loops over 3 blocks of 8 threads; the tiled product even where cuBLAS
+#: could run (``test_cuda_cublas`` tests that path).
 SMALL = dict(CUDA_THREADS_PER_BLOCK=8, CUDA_MAX_BLOCKS=3, CUDA_GEMM_THREADS_X=2,
              CUDA_GEMM_THREADS_Y=3, CUDA_GEMM_REGS_M=2, CUDA_GEMM_REGS_N=3, CUDA_GEMM_TILE_K=2,
              CUDA_REDUCE_COLS=4, CUDA_REDUCE_ROW_THREADS=2, CUDA_REDUCE_ROWS_PER_BLOCK=3,
-             CUDA_SOFTMAX_THREADS=8, CUDA_SOFTMAX_ROW_THREADS=4)
+             CUDA_SOFTMAX_THREADS=8, CUDA_SOFTMAX_ROW_THREADS=4, CUDA_GEMM="numba")
 DEFAULTS = {name: getattr(config, name) for name in SMALL}
 ACTIVATIONS = ["linear", "relu", "tanh", "sigmoid"]
 KINDS = ["host", "device"]

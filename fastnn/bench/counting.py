@@ -35,7 +35,10 @@ def _targets():
     def copy_in(array, source, *args, **kwargs):  # (from the host, or from device memory)
         return (d2d,) if is_device_array(source) else (h2d,)
 
+    from fastnn.kernels.cuda import cublas
+
     return [(Launch, "__call__", (KINDS[0],)),
+            (cublas, "matmul", (KINDS[0],)),  # (a cuBLAS product: one launch of its own)
             (cuda, "device_array", (alloc,)),
             (cuda, "device_array_like", (alloc,)),
             (cuda, "pinned_array", (alloc,)),

@@ -12,6 +12,10 @@ adjacent threads read adjacent shared-memory words and store adjacent columns of
 Transposed operands are read in place, never copied: the tile loader walks the stored array
 along its contiguous axis whichever way it is used. The epilogue adds the bias, counts NaN/inf in
 the pre-activation values and applies the activation before the single store of C.
+
+Where cuBLAS is in use (``cublas.in_use``: a real GPU with CuPy, ``fastnn.config.CUDA_GEMM``)
+the product comes from it instead, and ``_epilogue`` then does the same in one elementwise pass
+over C (or nothing, for a caller that counts NaN/inf itself: ``count=False``).
 """
 import functools
 
@@ -19,7 +23,8 @@ import numpy as np
 from numba import cuda, from_dtype
 
 from fastnn.kernels.base import LINEAR
-from fastnn.kernels.cuda._launch import setting
+from fastnn.kernels.cuda import cublas
+from fastnn.kernels.cuda._launch import setting, stride_grid
 from fastnn.kernels.cuda._math import activate, add_count, nonfinite
 
 
@@ -95,15 +100,37 @@ def _kernel(dtype, threads_x, threads_y, regs_m, regs_n, tile_k):
     return kernel
 
 
-def gemm(A, B, C, bad, trans_a=False, trans_b=False, bias=None, act=LINEAR):
+@cuda.jit
+def _epilogue(C, bias, has_bias, act, bad):
+    """C = g(C + bias) in place (bias: (n,), per column), counting NaN/inf before g."""
+    n = C.shape[1]
+    zero, one = C.dtype.type(0), C.dtype.type(1)
+    count = 0
+    for k in range(cuda.grid(1), C.size, cuda.gridsize(1)):
+        i, j = k // n, k % n
+        z = C[i, j] + bias[j] if has_bias else C[i, j]
+        count += nonfinite(z)
+        C[i, j] = activate(z, act, zero, one)
+    add_count(bad, count)
+
+
+def gemm(A, B, C, bad, trans_a=False, trans_b=False, bias=None, act=LINEAR, count=True):
     """C = g(op(A) @ op(B) + bias) on device arrays; op(A): (m, k), op(B): (k, n), C: (m, n),
-    bias: (n,) or None, g: activation code. ``bad`` counts NaN/inf in op(A) @ op(B) + bias."""
+    bias: (n,) or None, g: activation code. ``bad`` counts NaN/inf in op(A) @ op(B) + bias
+    (``count=False``: a linear product without bias whose caller counts them; cuBLAS then makes
+    the whole call)."""
+    has_bias = bias is not None
+    bias = bias if has_bias else C[0]
+    if cublas.in_use():
+        cublas.matmul(A, B, C, trans_a, trans_b)
+        if count or has_bias or act != LINEAR:
+            blocks, threads = stride_grid(C.size)
+            _epilogue[blocks, threads](C, bias, has_bias, act, bad)
+        return
     threads_x, threads_y = setting("CUDA_GEMM_THREADS_X"), setting("CUDA_GEMM_THREADS_Y")
     regs_m, regs_n = setting("CUDA_GEMM_REGS_M"), setting("CUDA_GEMM_REGS_N")
     kernel = _kernel(np.dtype(C.dtype), threads_x, threads_y, regs_m, regs_n,
                      setting("CUDA_GEMM_TILE_K"))
     m, n = C.shape
     grid = (-(-n // (threads_x * regs_n)), -(-m // (threads_y * regs_m)))
-    has_bias = bias is not None
-    kernel[grid, (threads_x, threads_y)](A, B, C, trans_a, trans_b, bias if has_bias else C[0],
-                                         has_bias, act, bad)
+    kernel[grid, (threads_x, threads_y)](A, B, C, trans_a, trans_b, bias, has_bias, act, bad)

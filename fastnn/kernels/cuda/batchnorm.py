@@ -2,9 +2,9 @@
 
 Column sums run as block reductions over rows (``_colsum``): in training the forward pass sums
 x - shift and (x - shift)^2 (shift: the first row, for an accurate one-pass variance), the
-backward pass sums dy and dy * (x - mean). One elementwise pass then applies them, each thread
-working out its column's coefficients from the sums (a few flops beside a memory-bound pass, and
-no launch between): A = g(alpha * (X - mean) + beta) with alpha = gamma * invstd;
+backward pass sums dy and dy * (x - mean). One elementwise pass then applies them, by threads that
+each keep one column over many rows and work out its coefficients from the sums once (no launch
+between, no per-element float64 work): A = g(alpha * (X - mean) + beta) with alpha = gamma * invstd;
 dX = a * dY + c * (X - mean) + d. With a fused activation g the backward pass reads the gradient
 of A and uses dY = dA * g'(A) wherever it reads dY. Running statistics are updated on the device:
 by the forward pass itself inside ``kernel_scope`` (a failed training step puts them back), else
@@ -18,7 +18,7 @@ from numba import cuda, float64
 from fastnn.kernels.base import ACTIVATIONS, LINEAR, BatchNormCache
 from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._colsum import GRAD_SUMS, MOMENTS, column_sums
-from fastnn.kernels.cuda._launch import stride_grid
+from fastnn.kernels.cuda._launch import column_grid, column_thread, stride_grid
 from fastnn.kernels.cuda._math import activate, activation_grad, add_count, nonfinite
 from fastnn.kernels.cuda._transfer import DeviceCall, split_out
 
@@ -45,31 +45,33 @@ def _update_running(running_mean, running_var, j, mean, var, decay, unbias):
 @cuda.jit
 def _normalize(training, X, sums, running_mean, running_var, gamma, beta, eps, act, update, decay,
                unbias, A, mean, invstd, mean64, var64, bad):
-    """A = g(alpha * (X - mean) + beta) per element, with alpha = gamma * invstd and
-    invstd = 1 / sqrt(var + eps) worked out by each thread from its column's sums (or the running
-    statistics; ``_statistics``); counts NaN/inf before g and in the sums. The threads of row 0
-    also write the column's mean and invstd (X's dtype) and either update the running statistics
-    (``update``: the caller undoes a failed step) or keep mean, var in float64 for
-    ``_running_update``."""
+    """A = g(alpha * (X - mean) + beta) with alpha = gamma * invstd, invstd = 1 / sqrt(var + eps),
+    by threads that each keep one column (``column_grid``) and work out its coefficients once
+    from the sums (or the running statistics; ``_statistics``); counts NaN/inf before g and in
+    the sums. The thread that has row 0 also writes the column's mean and invstd (X's dtype) and
+    either updates the running statistics (``update``: the caller undoes a failed step) or keeps
+    mean, var in float64 for ``_running_update``."""
     m, n = X.shape
+    j, first, step = column_thread()
+    if j >= n:
+        return
     zero, one = X.dtype.type(0), X.dtype.type(1)
+    mu, var = _statistics(training, sums, X[0], running_mean, running_var, j, n, float64(m))
+    inv = 1.0 / math.sqrt(var + eps)
+    mean_j, alpha_j, beta_j = X.dtype.type(mu), X.dtype.type(gamma[j] * inv), beta[j]
     count = 0
-    for k in range(cuda.grid(1), X.size, cuda.gridsize(1)):
-        i, j = k // n, k % n
-        mu, var = _statistics(training, sums, X[0], running_mean, running_var, j, n, float64(m))
-        inv = 1.0 / math.sqrt(var + eps)
-        mean_j, alpha_j = X.dtype.type(mu), X.dtype.type(gamma[j] * inv)
-        y = alpha_j * (X[i, j] - mean_j) + beta[j]
+    for i in range(first, m, step):
+        y = alpha_j * (X[i, j] - mean_j) + beta_j
         count += nonfinite(y)
         A[i, j] = activate(y, act, zero, one)
-        if i == 0:
-            mean[j], invstd[j] = mean_j, inv
-            if training:
-                count += nonfinite(sums[0, j]) + nonfinite(sums[0, n + j])
-                if update:
-                    _update_running(running_mean, running_var, j, mu, var, decay, unbias)
-                else:
-                    mean64[j], var64[j] = mu, var
+    if first == 0:
+        mean[j], invstd[j] = mean_j, inv
+        if training:
+            count += nonfinite(sums[0, j]) + nonfinite(sums[0, n + j])
+            if update:
+                _update_running(running_mean, running_var, j, mu, var, decay, unbias)
+            else:
+                mean64[j], var64[j] = mu, var
     add_count(bad, count)
 
 
@@ -84,30 +86,34 @@ def _running_update(mean64, var64, running_mean, running_var, decay, unbias, bad
 
 @cuda.jit
 def _grad_x(training, sums, gamma, invstd, dA, A, act, X, mean, dX, dgamma, dbeta, bad):
-    """dX = a * dY + c * (X - mean) + d per element, dY = dA * g'(A) (dA for linear), with each
-    thread working out its column's coefficients from sums = [sum(dy), sum(dy * (x - mean))]:
-    a = gamma * invstd and, in training, c = -a * invstd * dgamma / m, d = -a * dbeta / m (at
-    inference c = d = 0). The threads of row 0 write dbeta = sum(dy) and
-    dgamma = invstd * sum(dy * (x - mean)). Counts NaN/inf in dX and in the sums."""
+    """dX = a * dY + c * (X - mean) + d, dY = dA * g'(A) (dA for linear), by threads that each
+    keep one column (``column_grid``) and work out its coefficients once from
+    sums = [sum(dy), sum(dy * (x - mean))]: a = gamma * invstd and, in training,
+    c = -a * invstd * dgamma / m, d = -a * dbeta / m (at inference c = d = 0). The thread that
+    has row 0 writes dbeta = sum(dy) and dgamma = invstd * sum(dy * (x - mean)). Counts NaN/inf in
+    dX and in the sums."""
     m, n = X.shape
+    j, first, step = column_thread()
+    if j >= n:
+        return
     zero, one = X.dtype.type(0), X.dtype.type(1)
+    sum_dy, sum_dyx = sums[0, j], sums[0, n + j]
+    inv = float64(invstd[j])
+    g = sum_dyx * inv
+    aj = float64(gamma[j]) * inv
+    a = X.dtype.type(aj)
+    c = X.dtype.type(-aj * inv * g / m) if training else zero
+    d = X.dtype.type(-aj * sum_dy / m) if training else zero
+    mean_j = mean[j]
     count = 0
-    for k in range(cuda.grid(1), X.size, cuda.gridsize(1)):
-        i, j = k // n, k % n
-        sum_dy, sum_dyx = sums[0, j], sums[0, n + j]
-        inv = float64(invstd[j])
-        g = sum_dyx * inv
-        aj = float64(gamma[j]) * inv
-        a = X.dtype.type(aj)
-        c = X.dtype.type(-aj * inv * g / m) if training else zero
-        d = X.dtype.type(-aj * sum_dy / m) if training else zero
+    for i in range(first, m, step):
         dy = dA[i, j] if act == LINEAR else activation_grad(dA[i, j], A[i, j], act, zero, one)
-        v = a * dy + c * (X[i, j] - mean[j]) + d
+        v = a * dy + c * (X[i, j] - mean_j) + d
         dX[i, j] = v
         count += nonfinite(v)
-        if i == 0:
-            dbeta[j], dgamma[j] = sum_dy, g
-            count += nonfinite(sum_dy) + nonfinite(sum_dyx)
+    if first == 0:
+        dbeta[j], dgamma[j] = sum_dy, g
+        count += nonfinite(sum_dy) + nonfinite(sum_dyx)
     add_count(bad, count)
 
 
@@ -133,8 +139,8 @@ def batchnorm_forward(X, gamma, beta, running_mean, running_var, training=True, 
     sums = column_sums(MOMENTS, Xd, call.bad) if training else mean64.reshape(1, n)
     update = training and call.deferred  # (else after the check that nothing was NaN/inf)
     unbias = m / (m - 1) if training else 1.0
-    blocks, threads = stride_grid(Xd.size)
-    _normalize[blocks, threads](training, Xd, sums, rm, rv, gd, bd, eps,
+    grid, block = column_grid(m, n)
+    _normalize[grid, block](training, Xd, sums, rm, rv, gd, bd, eps,
                                 ACTIVATIONS.index(activation), update, decay, unbias, Y, mean,
                                 invstd, mean64, var64, call.bad)
     if training and not update:
@@ -159,7 +165,7 @@ def batchnorm_backward(dY, cache, out=None):
     dgamma = call.output(out_dgamma, (n,), dtype, "out[1] (dgamma)")
     dbeta = call.output(out_dbeta, (n,), dtype, "out[2] (dbeta)")
     dX = call.output(out_dX, (m, n), dtype, "out[0] (dX)")
-    blocks, threads = stride_grid(Xd.size)
-    _grad_x[blocks, threads](training, sums, gd, invd, dYd, Ad, act, Xd, meand, dX, dgamma, dbeta,
+    grid, block = column_grid(m, n)
+    _grad_x[grid, block](training, sums, gd, invd, dYd, Ad, act, Xd, meand, dX, dgamma, dbeta,
                              call.bad)
     return call.finish(dX, dgamma, dbeta)

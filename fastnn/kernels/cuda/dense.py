@@ -11,6 +11,7 @@ X: (m, n_in); W: (n_in, n_out); b, db: (n_out,); A, dA, dZ: (m, n_out).
 from numba import cuda
 
 from fastnn.kernels.base import ACTIVATIONS, LINEAR, is_device_array
+from fastnn.kernels.cuda import cublas
 from fastnn.kernels.cuda._colsum import GRAD_Z, column_sums
 from fastnn.kernels.cuda._gemm import gemm
 from fastnn.kernels.cuda._launch import count_nonfinite, stride_grid
@@ -94,12 +95,14 @@ def dense_backward(dA, X, W, A, activation="linear", input_grad=True, out=None,
         column_sums(GRAD_Z, Ad, call.bad, D=dAd, E=dZ, act=act,
                     out=None if db is None else db.reshape(1, n_out))
     dX = None
+    dW = call.output(out_dW, (n_in, n_out), dtype, "out[1] (dW)")
+    counted = not cublas.in_use()  # (the tiled kernel counts as it stores; else one pass)
     if input_grad:
         dX = call.output(out_dX, (m, n_in), dtype, "out[0] (dX)")
-        gemm(dZ, Wd, dX, call.bad, trans_b=True)
-    else:
-        count_nonfinite(call.bad, flat(Wd))
-    dW = call.output(out_dW, (n_in, n_out), dtype, "out[1] (dW)")
-    gemm(Xd, dZ, dW, call.bad, trans_a=True)
+        gemm(dZ, Wd, dX, call.bad, trans_b=True, count=counted)
+    gemm(Xd, dZ, dW, call.bad, trans_a=True, count=counted)
+    if not (counted and input_grad):  # (W's NaN/inf reach no result without dX)
+        count_nonfinite(call.bad, *(() if counted else (flat(dW),)),
+                        flat(dX) if input_grad else flat(Wd))
     return call.finish(dX, dW, db)
 
