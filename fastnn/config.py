@@ -40,6 +40,15 @@ OPTIM_PARALLEL_MIN_ELEMENTS = 1 << 15
 #: elements (relu forward 11 vs 13 us; 45 vs 71 us at 128K).
 ACTIVATION_PARALLEL_MIN_ELEMENTS = 1 << 14
 
+#: The CPU backend's ``kernel_scope`` (a training step) picks how many Numba threads to use by
+#: timing its runs (fastnn/kernels/cpu/_threads.py): 1, all but one, or all of
+#: ``numba.get_num_threads()``, whichever was fastest lately, trying another for a few runs
+#: every CPU_THREADS_EXPLORE_EVERY runs (about 1% of an idle step's time at 100). On a machine
+#: where other processes keep cores busy, fewer threads stop waiting for a core; on an idle one
+#: all threads win. False: always all.
+CPU_ADAPTIVE_THREADS = True
+CPU_THREADS_EXPLORE_EVERY = 100
+
 # --- CUDA backend (fastnn.kernels.cuda) ----------------------------------------------------------
 # Read by the kernels at call time, so tests can shrink them (monkeypatch) and run the multi-block
 # paths in Numba's CUDA simulator. Sizes that set a kernel's shared-memory arrays are compile-time

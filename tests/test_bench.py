@@ -166,3 +166,33 @@ def test_run_prints_the_table_from_interleaved_rounds(monkeypatch):
     # numpy / cpu per round: 4, 3, 3 -> 3.00x; torch / cpu: 2, 2, 2 -> 2.00x; 48 FLOP in 1 ms
     assert lines[-1].split() == ["MLP", "train", "step", "4x3x2", "1.000", "4.000", "3.00x",
                                  "2.000", "2.00x", "0.0", "GFLOP/s", "(", "0%)"]
+
+
+def test_busy_core_spins_a_process_only_while_the_block_runs(monkeypatch):
+    """``bench --loaded``'s load: a separate process, running (and using CPU time) until the
+    block ends."""
+    import subprocess
+    import time
+
+    started, real_popen = [], subprocess.Popen
+
+    def popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(machine.subprocess, "Popen", popen)
+    with machine.busy_core():
+        (spinner,) = started
+        time.sleep(0.3)
+        assert spinner.poll() is None
+        with open(f"/proc/{spinner.pid}/stat") as stat:  # utime + stime, in clock ticks
+            ticks = sum(int(x) for x in stat.read().rsplit(")", 1)[1].split()[11:13])
+        assert ticks > 0
+    assert spinner.poll() is not None
+
+
+def test_bench_loaded_is_for_the_cpu_table():
+    from fastnn.cli import main
+
+    with pytest.raises(SystemExit, match="--loaded keeps a CPU core busy for the CPU table"):
+        main(["bench", "--cuda", "--loaded"])

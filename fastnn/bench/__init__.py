@@ -7,7 +7,8 @@
   where importable) and where their arrays go.
 - ``cases``: each kernel workload, defined once, with a closure for every implementation;
   ``mlp``: the MLP training step, likewise.
-- ``machine``: this machine's limits (matmul GFLOP/s, memory GB/s), CPU and GPU.
+- ``machine``: this machine's limits (matmul GFLOP/s, memory GB/s), CPU and GPU; ``busy_core``,
+  the load of ``bench --loaded``.
 - ``tables``: the CPU table (``run``) and the GPU table (``run_cuda``).
 """
 from fastnn.bench.mlp import MLP_WIDTHS, mlp_step, mlp_step_flops, torch_mlp_step

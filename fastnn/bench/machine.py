@@ -1,7 +1,10 @@
 """This machine's limits, measured at the start of a table: the rates fastnn's throughput is
 compared with. The CPU: NumPy's float32 matmul (GFLOP/s) and a parallel triad (GB/s of DRAM).
 The GPU: cuBLAS sgemm with TF32 off through PyTorch or CuPy (GFLOP/s), and a device-to-device
-copy (GB/s of device memory)."""
+copy (GB/s of device memory). ``busy_core``: the load of ``bench --loaded``."""
+import contextlib
+import subprocess
+import sys
 import time
 from typing import NamedTuple, Optional
 
@@ -71,3 +74,17 @@ def gpu_name():
 
     name = cuda.get_current_device().name
     return name.decode() if isinstance(name, bytes) else name
+
+
+@contextlib.contextmanager
+def busy_core():
+    """Keep one core busy while the block runs: a separate Python process spinning in a loop (a
+    second job on a shared machine), stopped when the block ends."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"],
+                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(0.2)  # (running before the first measurement)
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()

@@ -45,6 +45,9 @@ def _bench(args):
     if args.count and not args.cuda:
         raise _Failure("--count counts the CUDA training step's launches; use it with --cuda")
     if args.cuda:
+        if args.loaded:
+            raise _Failure("--loaded keeps a CPU core busy for the CPU table; it does not apply "
+                           "to --cuda")
         if args.threads:
             raise _Failure("--threads sets the CPU table's Numba threads; it does not apply to "
                            "--cuda")
@@ -65,7 +68,14 @@ def _bench(args):
                        f"threads here), got {args.threads}")
     if args.threads:
         numba.set_num_threads(args.threads)
-    bench.run(quick=args.quick)
+    if not args.loaded:
+        bench.run(quick=args.quick)
+        return
+    from fastnn.bench.machine import busy_core
+
+    print("--loaded: one core kept busy by a spinning process while the table is measured")
+    with busy_core():
+        bench.run(quick=args.quick)
 
 
 def _count_cuda_step():
@@ -209,6 +219,9 @@ def main(argv=None):
     p = commands.add_parser("bench", help="time every kernel against its NumPy reference")
     p.add_argument("--quick", action="store_true", help="a fast subset of the shapes")
     p.add_argument("--threads", type=int, default=0, help="Numba threads (default: all cores)")
+    p.add_argument("--loaded", action="store_true",
+                   help="keep one core busy with a spinning process while measuring (a shared "
+                        "machine)")
     p.add_argument("--cuda", action="store_true",
                    help="the GPU table instead: CUDA kernels against CuPy / PyTorch CUDA")
     p.add_argument("--count", action="store_true",

@@ -5,8 +5,10 @@ by ``LINEAR``, ``RELU``, ``TANH``, ``SIGMOID``); ``Activation`` and ``Backend``:
 ``activation=`` and ``backend=`` arguments; ``BatchNormCache``: what ``batchnorm_backward``
 needs from the forward pass; ``NonFiniteError``: the signal a backend raises on NaN or inf;
 ``is_device_array``, ``device_view`` and ``to_host``: CUDA device arrays told apart from host
-arrays, viewed and copied back (``numba.cuda`` is imported only when a device array is met).
+arrays, viewed and copied back (``numba.cuda`` is imported only when a device array is met);
+``OutermostScope``: the nesting per-thread context that a backend's ``kernel_scope`` is made of.
 """
+import threading
 from typing import Literal, NamedTuple, Optional
 
 import numpy as np
@@ -67,3 +69,37 @@ def device_view(a, name="array"):
 def to_host(a) -> np.ndarray:
     """``a`` as a NumPy array in host memory: a copy of a device array, a host array as it is."""
     return device_view(a).copy_to_host() if is_device_array(a) else np.asarray(a)
+
+
+class OutermostScope:
+    """A context manager that one object serves for every thread, whose scopes nest per thread:
+    only a thread's outermost scope calls ``begin(local)`` when entered and
+    ``end(local, exc_type)`` when left (``local``: that thread's namespace, for what the scope
+    keeps). A backend's ``kernel_scope`` is one."""
+
+    def __init__(self):
+        self._local = threading.local()
+
+    def begin(self, local):
+        """The outermost scope is entered."""
+
+    def end(self, local, exc_type):
+        """The outermost scope is left (``exc_type``: the exception leaving it, or None)."""
+
+    def __enter__(self):
+        local = self._local
+        local.depth = getattr(local, "depth", 0) + 1
+        if local.depth == 1:
+            try:
+                self.begin(local)
+            except BaseException:
+                local.depth = 0
+                raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        local = self._local
+        local.depth -= 1
+        if local.depth == 0:
+            self.end(local, exc_type)
+        return False

@@ -1,7 +1,9 @@
 """Numba CPU backend: the same functions and arguments as ``fastnn.kernels.reference``.
 
 ``kernel_scope``: a context manager for a run of kernel calls (a training step) that pins SciPy's
-BLAS to one thread once for all of them (each kernel otherwise pins and restores it itself).
+BLAS to one thread once for all of them (each kernel otherwise pins and restores it itself) and
+runs them on the number of Numba threads that recent runs found fastest (``_threads``: fewer
+when other processes keep cores busy).
 Arrays are host NumPy arrays, so the allocation, transfer and dropout functions are the
 reference's (``fastnn.kernels._host_arrays``). ``BLAS_PROVIDER``: which BLAS the matrix products
 call (oneMKL or SciPy's OpenBLAS, see ``fastnn.config.BLAS``), as a line of text.
@@ -20,7 +22,8 @@ from fastnn.kernels._host_arrays import (
     zeros,
 )
 from fastnn.kernels.cpu._blas import PROVIDER_INFO as BLAS_PROVIDER
-from fastnn.kernels.cpu._blas import single_threaded_blas as kernel_scope
+from fastnn.kernels.cpu._blas import single_threaded_blas
+from fastnn.kernels.cpu._threads import AdaptiveThreads
 from fastnn.kernels.cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cpu.dense import (
     activation_backward,
@@ -42,6 +45,32 @@ from fastnn.kernels.cpu.softmax import (
     softmax,
     softmax_cross_entropy,
 )
+
+
+class _KernelScope:
+    """``single_threaded_blas`` and ``AdaptiveThreads`` around a run of kernel calls."""
+
+    def __init__(self):
+        self.threads = AdaptiveThreads()
+
+    def __enter__(self):
+        single_threaded_blas.__enter__()
+        try:
+            self.threads.__enter__()
+        except BaseException:
+            single_threaded_blas.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            self.threads.__exit__(exc_type, exc, tb)
+        finally:
+            single_threaded_blas.__exit__(exc_type, exc, tb)
+        return False
+
+
+kernel_scope = _KernelScope()
 
 __all__ = ["BLAS_PROVIDER", "activation_backward", "activation_forward", "adam_update",
            "add_scaled", "assign", "batchnorm_backward", "batchnorm_forward", "copy",

@@ -42,3 +42,14 @@ def n_blocks(n_rows, work, threshold):
     if work < threshold:
         return 1
     return max(1, min(num_threads(), n_rows))
+
+
+def set_num_threads(n):
+    """``numba.set_num_threads(n)`` for this host thread (1 <= n <= the pool's size), by the
+    threading layer's own setter once the pool is up (as ``num_threads`` reads)."""
+    if getattr(_numba_parallel, "_is_initialized", False):
+        write = getattr(_numba_parallel, "_set_num_threads", None)
+        if write is not None:
+            write(n)
+            return
+    numba.set_num_threads(n)

@@ -19,13 +19,12 @@ on device arrays share one record that is read once, when the scope is left, and
 numbers as ``Pending`` values read then: one wait per step instead of one per kernel call.
 """
 import contextlib
-import threading
 
 import numpy as np
 from numba import cuda
 
 from fastnn.errors import NonFiniteError
-from fastnn.kernels.base import device_view, is_device_array
+from fastnn.kernels.base import OutermostScope, device_view, is_device_array
 from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._device import require_gpu
 from fastnn.kernels.cuda._scratch import BAD_LABELS, FIRST_VALUE, NONFINITE, RECORD_SIZE
@@ -122,15 +121,12 @@ class Pending:
         return f"Pending({float(self)!r})"
 
 
-class DeferredChecks:
+class DeferredChecks(OutermostScope):
     """A context manager (one object serves every thread; scopes nest): kernel calls on device
     arrays made inside share the scope's record, do not wait to check it and return their
     numbers as ``Pending`` values; leaving the scope without an exception reads the record once
     and raises (``Record.check``) on what it counted. The scope's calls still copy host arrays
     back (checked first) and return results."""
-
-    def __init__(self):
-        self._local = threading.local()
 
     def record(self):
         """The record of the innermost scope of this thread, or None outside any (or while
@@ -148,24 +144,16 @@ class DeferredChecks:
         finally:
             local.record = saved
 
-    def __enter__(self):
-        local = self._local
-        local.depth = getattr(local, "depth", 0) + 1
-        if local.depth == 1:
-            local.record = Record()
-        return self
+    def begin(self, local):
+        local.record = Record()
 
-    def __exit__(self, exc_type, exc, tb):
-        local = self._local
-        local.depth -= 1
-        if local.depth:
-            return False
+    def end(self, local, exc_type):
         record, local.record = local.record, None
         if exc_type is None:
             record.read(final=True)
             record.check()
             record.release()
-        return False  # (a record that counted, or whose scope failed, is dropped)
+        # (a record that counted, or whose scope failed, is dropped)
 
 
 deferred_checks = DeferredChecks()

@@ -1,0 +1,105 @@
+"""How many Numba threads a run of kernel calls (a training step) uses: measured, not assumed.
+
+A parallel kernel splits its rows evenly over the threads and waits for the slowest. On a shared
+machine, where other processes keep some cores busy, one of fastnn's threads then waits for a
+core, and the whole step waits with it (measured here: a batch-64 step went from 0.74 ms to 4-5
+ms with one core kept busy, against 1.2 ms on one thread). Environment variables (the OpenMP
+wait policy, the thread count) would fix that only for the whole process, the user's other
+libraries included, and at start-up; the load comes and goes while a model trains.
+
+So the CPU backend's ``kernel_scope`` measures. Each host thread keeps, per thread-count ceiling
+(``numba.get_num_threads()`` when the scope is entered: the user's own setting stays the
+ceiling), the candidates 1, ceiling - 1 and ceiling, and the wall times of the last ``KEPT`` runs
+made with each (the first run of each is dropped: it compiles). A run uses the candidate whose
+mean time, the slowest run left out, is lowest; every
+``config.CPU_THREADS_EXPLORE_EVERY``-th run starts ``BURST`` runs of another candidate, in turn,
+so that a change of load shows within that many runs and a stale time is replaced by fresh ones.
+Runs that raise are not counted. ``config.CPU_ADAPTIVE_THREADS = False`` keeps the ceiling.
+"""
+import collections
+import time
+
+from fastnn import config
+from fastnn.kernels.base import OutermostScope
+from fastnn.kernels.cpu._jit import num_threads, set_num_threads
+
+#: Runs kept per thread count (their mean, the slowest left out, is its estimate), and how many
+#: runs in a row a count other than the best gets when it is tried again.
+KEPT, BURST = 8, 4
+
+
+class _Candidates:
+    """The timings of the thread counts tried under one ceiling."""
+
+    def __init__(self, ceiling):
+        self.counts = sorted({1, max(1, ceiling - 1), ceiling})
+        self.times = {n: collections.deque(maxlen=KEPT) for n in self.counts}
+        self.compiled = set()  # counts whose first run (compiling) was dropped
+        self.runs = 0
+        self.trying, self.left = None, 0  # a count tried again, and its runs to go
+        self.turn = 0
+
+    def estimate(self, n):
+        """The mean seconds of the runs kept for count n, the slowest left out (None before
+        any). A mean, because the waits for a core that fewer threads avoid come as a few slow
+        runs among fast ones; the slowest left out, because a pause that any count would have
+        met (a page fault storm, the garbage collector) should not decide."""
+        times = sorted(self.times[n])
+        if not times:
+            return None
+        kept = times[:-1] if len(times) > 2 else times
+        return sum(kept) / len(kept)
+
+    def choose(self):
+        """The thread count for the next run."""
+        self.runs += 1
+        for n in self.counts:  # first each count: a run to compile, then BURST timed ones
+            if n not in self.compiled or len(self.times[n]) < BURST:
+                return n
+        if self.left:
+            self.left -= 1
+            return self.trying
+        best = min(self.counts, key=self.estimate)
+        if self.runs % config.CPU_THREADS_EXPLORE_EVERY == 0:
+            others = [n for n in self.counts if n != best]
+            self.turn = (self.turn + 1) % len(others)
+            self.trying, self.left = others[self.turn], BURST - 1
+            return self.trying
+        return best
+
+    def record(self, n, seconds):
+        if n not in self.compiled:
+            self.compiled.add(n)  # (the first run of a count compiles its kernels)
+            return
+        self.times[n].append(seconds)
+
+
+class AdaptiveThreads(OutermostScope):
+    """A context manager (one object serves every host thread; scopes nest, the outermost
+    chooses): runs the block with the thread count chosen as above, and restores the ceiling."""
+
+    def begin(self, local):
+        ceiling = local.ceiling = local.n = num_threads()
+        local.table = None
+        if config.CPU_ADAPTIVE_THREADS and ceiling > 1:
+            tables = local.__dict__.setdefault("tables", {})
+            table = tables.get(ceiling)
+            if table is None:
+                table = tables[ceiling] = _Candidates(ceiling)
+            local.table, local.n = table, table.choose()
+            if local.n != ceiling:
+                set_num_threads(local.n)
+        local.start = time.perf_counter()
+
+    def end(self, local, exc_type):
+        seconds = time.perf_counter() - local.start
+        if local.n != local.ceiling:
+            set_num_threads(local.ceiling)
+        if exc_type is None and local.table is not None:
+            local.table.record(local.n, seconds)
+
+    def estimates(self):
+        """{ceiling: {thread count: median seconds of its recent runs, or None}} of this host
+        thread."""
+        return {c: {n: t.estimate(n) for n in t.counts}
+                for c, t in getattr(self._local, "tables", {}).items()}

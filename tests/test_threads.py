@@ -1,0 +1,77 @@
+"""The CPU backend's ``kernel_scope`` chooses its Numba thread count by timing its runs
+(``fastnn/kernels/cpu/_threads.py``): the choice, its exploration and its bounds. (Speed itself
+is measured by the benchmarks, not here.)"""
+import numba
+import pytest
+
+import fastnn.kernels.cpu as kc
+from fastnn import config
+from fastnn.kernels.cpu._threads import AdaptiveThreads, _Candidates
+
+
+def feed(table, seconds_of, runs):
+    """Run ``runs`` choices on ``table``, each taking seconds_of[n]; returns the counts chosen."""
+    chosen = []
+    for _ in range(runs):
+        n = table.choose()
+        table.record(n, seconds_of[n])
+        chosen.append(n)
+    return chosen
+
+
+def test_the_candidates_are_one_all_but_one_and_all():
+    assert _Candidates(2).counts == [1, 2]
+    assert _Candidates(8).counts == [1, 7, 8]
+
+
+def test_each_count_is_timed_first_then_the_fastest_wins_and_others_are_retried(monkeypatch):
+    """A count's first run (compiling) is dropped and BURST runs time it; then the fastest
+    count runs, and every EXPLORE_EVERY-th run starts BURST runs of another, so that a change of
+    load is noticed; a count's estimate is the mean of its recent runs without the slowest."""
+    monkeypatch.setattr(config, "CPU_THREADS_EXPLORE_EVERY", 20)
+    table = _Candidates(4)
+    idle = {1: 3.0, 3: 1.2, 4: 1.0}
+    assert feed(table, idle, 15) == [1] * 5 + [3] * 5 + [4] * 5
+    chosen = feed(table, idle, 20)
+    assert chosen.count(4) >= 16 and set(chosen) > {4}  # (tried the others again)
+    table.record(4, 50.0)  # a pause any count would have met
+    assert table.estimate(4) == 1.0
+    loaded = {1: 3.0, 3: 1.4, 4: 9.0}  # another process takes a core: all threads now wait
+    chosen = feed(table, loaded, 30)
+    assert chosen[-20:].count(3) >= 12  # (all but the tries of the others)
+
+
+def test_the_scope_keeps_the_callers_ceiling_and_restores_it():
+    scope = AdaptiveThreads()
+    ceiling = numba.get_num_threads()
+    seen = []
+    for _ in range(8):
+        with scope:
+            with scope:  # (nested: the outer one chooses)
+                seen.append(numba.get_num_threads())
+        assert numba.get_num_threads() == ceiling
+    assert set(seen) <= set(_Candidates(ceiling).counts)
+    numba.set_num_threads(1)
+    try:
+        with scope:
+            assert numba.get_num_threads() == 1  # (the user's setting is the ceiling)
+    finally:
+        numba.set_num_threads(ceiling)
+
+
+def test_a_run_that_raises_is_not_timed_and_the_count_is_restored():
+    scope = AdaptiveThreads()
+    ceiling = numba.get_num_threads()
+    with pytest.raises(KeyError):
+        with scope:
+            raise KeyError("x")
+    assert numba.get_num_threads() == ceiling
+    assert all(v is None for table in scope.estimates().values() for v in table.values())
+
+
+def test_off_keeps_every_thread(monkeypatch):
+    monkeypatch.setattr(config, "CPU_ADAPTIVE_THREADS", False)
+    ceiling = numba.get_num_threads()
+    for _ in range(5):
+        with kc.kernel_scope:
+            assert numba.get_num_threads() == ceiling
