@@ -48,6 +48,10 @@ ACTIVATION_PARALLEL_MIN_ELEMENTS = 1 << 14
 #: all threads win. False: always all.
 CPU_ADAPTIVE_THREADS = True
 CPU_THREADS_EXPLORE_EVERY = 100
+#: A kernel called on its own (outside a training step) chooses likewise, each kernel and shape
+#: timed apart, when its main array has at least this many elements (the smallest parallel
+#: threshold above: smaller calls run on one thread anyway and would only pay the timing).
+CPU_ADAPTIVE_MIN_ELEMENTS = 1 << 12
 
 # --- CUDA backend (fastnn.kernels.cuda) ----------------------------------------------------------
 # Read by the kernels at call time, so tests can shrink them (monkeypatch) and run the multi-block

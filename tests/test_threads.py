@@ -75,3 +75,28 @@ def test_off_keeps_every_thread(monkeypatch):
     for _ in range(5):
         with kc.kernel_scope:
             assert numba.get_num_threads() == ceiling
+
+
+def test_a_large_kernel_called_on_its_own_chooses_for_itself(rng, monkeypatch):
+    """Kernels called outside a training step time their own runs, each kernel and shape apart,
+    when their main array is large enough; inside ``kernel_scope`` the scope's choice holds; the
+    results are those of the kernel."""
+    import numpy as np
+
+    from fastnn.kernels import reference as ref
+    from fastnn.kernels.cpu._threads import adaptive_threads
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: nothing to choose")
+    monkeypatch.setattr(config, "CPU_ADAPTIVE_MIN_ELEMENTS", 100)
+    big = rng.standard_normal((20, 10)).astype(np.float32)
+    small = rng.standard_normal((3, 10)).astype(np.float32)
+    for _ in range(3):
+        np.testing.assert_allclose(kc.softmax(big), ref.softmax(big), rtol=1e-6)
+        kc.softmax(small)
+    key = ("softmax", (20, 10))
+    assert set(adaptive_threads.estimates(key)) == {numba.get_num_threads()}
+    assert adaptive_threads.estimates(("softmax", (3, 10))) == {}  # (below the threshold)
+    with kc.kernel_scope:
+        kc.softmax(rng.standard_normal((30, 10)).astype(np.float32))
+    assert adaptive_threads.estimates(("softmax", (30, 10))) == {}  # (the scope chose)

@@ -23,7 +23,7 @@ from fastnn.kernels._host_arrays import (
 )
 from fastnn.kernels.cpu._blas import PROVIDER_INFO as BLAS_PROVIDER
 from fastnn.kernels.cpu._blas import single_threaded_blas
-from fastnn.kernels.cpu._threads import AdaptiveThreads
+from fastnn.kernels.cpu._threads import adaptive_threads, adapts
 from fastnn.kernels.cpu.batchnorm import batchnorm_backward, batchnorm_forward
 from fastnn.kernels.cpu.dense import (
     activation_backward,
@@ -48,15 +48,12 @@ from fastnn.kernels.cpu.softmax import (
 
 
 class _KernelScope:
-    """``single_threaded_blas`` and ``AdaptiveThreads`` around a run of kernel calls."""
-
-    def __init__(self):
-        self.threads = AdaptiveThreads()
+    """``single_threaded_blas`` and the thread-count chooser around a run of kernel calls."""
 
     def __enter__(self):
         single_threaded_blas.__enter__()
         try:
-            self.threads.__enter__()
+            adaptive_threads.__enter__()
         except BaseException:
             single_threaded_blas.__exit__(None, None, None)
             raise
@@ -64,13 +61,22 @@ class _KernelScope:
 
     def __exit__(self, exc_type, exc, tb):
         try:
-            self.threads.__exit__(exc_type, exc, tb)
+            adaptive_threads.__exit__(exc_type, exc, tb)
         finally:
             single_threaded_blas.__exit__(exc_type, exc, tb)
         return False
 
 
 kernel_scope = _KernelScope()
+
+# The kernels that run in parallel choose their thread count when called on their own.
+activation_backward, activation_forward = adapts(activation_backward), adapts(activation_forward)
+dense_backward, dense_forward = adapts(dense_backward), adapts(dense_forward)
+batchnorm_backward, batchnorm_forward = adapts(batchnorm_backward), adapts(batchnorm_forward)
+adam_update, momentum_update = adapts(adam_update), adapts(momentum_update)
+rmsprop_update, sgd_update = adapts(rmsprop_update), adapts(sgd_update)
+log_softmax, softmax = adapts(log_softmax), adapts(softmax)
+hardmax, softmax_cross_entropy = adapts(hardmax), adapts(softmax_cross_entropy)
 
 __all__ = ["BLAS_PROVIDER", "activation_backward", "activation_forward", "adam_update",
            "add_scaled", "assign", "batchnorm_backward", "batchnorm_forward", "copy",

@@ -7,7 +7,8 @@ ms with one core kept busy, against 1.2 ms on one thread). Environment variables
 wait policy, the thread count) would fix that only for the whole process, the user's other
 libraries included, and at start-up; the load comes and goes while a model trains.
 
-So the CPU backend's ``kernel_scope`` measures. Each host thread keeps, per thread-count ceiling
+So the CPU backend measures, in its ``kernel_scope`` and in each large kernel called on its own
+(``adapts``). Each host thread keeps, per thread-count ceiling
 (``numba.get_num_threads()`` when the scope is entered: the user's own setting stays the
 ceiling), the candidates 1, ceiling - 1 and ceiling, and the wall times of the last ``KEPT`` runs
 made with each (the first run of each is dropped: it compiles). A run uses the candidate whose
@@ -17,6 +18,7 @@ so that a change of load shows within that many runs and a stale time is replace
 Runs that raise are not counted. ``config.CPU_ADAPTIVE_THREADS = False`` keeps the ceiling.
 """
 import collections
+import functools
 import time
 
 from fastnn import config
@@ -76,16 +78,31 @@ class _Candidates:
 
 class AdaptiveThreads(OutermostScope):
     """A context manager (one object serves every host thread; scopes nest, the outermost
-    chooses): runs the block with the thread count chosen as above, and restores the ceiling."""
+    chooses): runs the block with the thread count chosen as above, and restores the ceiling.
+    Each kind of run has its own timings: a training step (``with``), or a kernel called on
+    its own (``call``, keyed by the kernel and its first argument's shape)."""
+
+    def call(self, key, fn, *args, **kwargs):
+        """fn(*args, **kwargs) as a run of kind ``key``, or plainly inside an open scope."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            return fn(*args, **kwargs)
+        local.key = key
+        try:
+            with self:
+                return fn(*args, **kwargs)
+        finally:
+            local.key = None
 
     def begin(self, local):
         ceiling = local.ceiling = local.n = num_threads()
         local.table = None
         if config.CPU_ADAPTIVE_THREADS and ceiling > 1:
             tables = local.__dict__.setdefault("tables", {})
-            table = tables.get(ceiling)
+            kind = (getattr(local, "key", None), ceiling)
+            table = tables.get(kind)
             if table is None:
-                table = tables[ceiling] = _Candidates(ceiling)
+                table = tables[kind] = _Candidates(ceiling)
             local.table, local.n = table, table.choose()
             if local.n != ceiling:
                 set_num_threads(local.n)
@@ -98,8 +115,29 @@ class AdaptiveThreads(OutermostScope):
         if exc_type is None and local.table is not None:
             local.table.record(local.n, seconds)
 
-    def estimates(self):
-        """{ceiling: {thread count: median seconds of its recent runs, or None}} of this host
-        thread."""
+    def estimates(self, key=None):
+        """{ceiling: {thread count: mean seconds of its recent runs, or None}} of this host
+        thread's runs of kind ``key`` (None: training steps)."""
         return {c: {n: t.estimate(n) for n in t.counts}
-                for c, t in getattr(self._local, "tables", {}).items()}
+                for (k, c), t in getattr(self._local, "tables", {}).items() if k == key}
+
+
+#: The one chooser of the CPU backend: its ``kernel_scope`` and its kernels called on their own.
+adaptive_threads = AdaptiveThreads()
+
+
+def adapts(kernel):
+    """``kernel`` (a CPU backend kernel whose first argument is its main array) choosing its
+    thread count like a training step when called on its own with at least
+    ``config.CPU_ADAPTIVE_MIN_ELEMENTS`` elements in that array (smaller ones run on one thread
+    anyway); inside a ``kernel_scope`` the scope's choice holds."""
+    name = kernel.__name__
+
+    @functools.wraps(kernel)
+    def call(*args, **kwargs):
+        main = args[0]
+        if getattr(main, "size", 0) < config.CPU_ADAPTIVE_MIN_ELEMENTS:
+            return kernel(*args, **kwargs)
+        return adaptive_threads.call((name, main.shape), kernel, *args, **kwargs)
+
+    return call
