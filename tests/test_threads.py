@@ -31,7 +31,7 @@ def test_each_count_is_timed_first_then_the_fastest_wins_and_others_are_retried(
     monkeypatch.setattr(config, "CPU_THREADS_EXPLORE_EVERY", 20)
     table = _Candidates(4)
     idle = {1: 3.0, 3: 1.2, 4: 1.0}
-    assert feed(table, idle, 15) == [1] * 5 + [3] * 5 + [4] * 5
+    assert feed(table, idle, 15) == [4] * 5 + [3] * 5 + [1] * 5  # (all threads first)
     chosen = feed(table, idle, 20)
     assert chosen.count(4) >= 16 and set(chosen) > {4}  # (tried the others again)
     table.record(4, 50.0)  # a pause any count would have met
@@ -100,3 +100,15 @@ def test_a_large_kernel_called_on_its_own_chooses_for_itself(rng, monkeypatch):
     with kc.kernel_scope:
         kc.softmax(rng.standard_normal((30, 10)).astype(np.float32))
     assert adaptive_threads.estimates(("softmax", (30, 10))) == {}  # (the scope chose)
+
+
+def test_the_kinds_of_run_timed_are_bounded(monkeypatch):
+    from fastnn.kernels.cpu import _threads
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: nothing is timed")
+    monkeypatch.setattr(_threads, "MAX_KINDS", 3)
+    scope = AdaptiveThreads()
+    for key in range(5):
+        scope.call(key, lambda: None)
+    assert [k for k in range(5) if scope.estimates(k)] == [2, 3, 4]

@@ -2,17 +2,17 @@
 
 A parallel kernel splits its rows evenly over the threads and waits for the slowest. On a shared
 machine, where other processes keep some cores busy, one of fastnn's threads then waits for a
-core, and the whole step waits with it (measured here: a batch-64 step went from 0.74 ms to 4-5
-ms with one core kept busy, against 1.2 ms on one thread). Environment variables (the OpenMP
+core, and the whole step waits with it (measured for issue 17: a batch-64 step went from 0.74 ms
+to 4-5 ms with one core kept busy, against 1.2 ms on one thread). Environment variables (the OpenMP
 wait policy, the thread count) would fix that only for the whole process, the user's other
 libraries included, and at start-up; the load comes and goes while a model trains.
 
 So the CPU backend measures, in its ``kernel_scope`` and in each large kernel called on its own
-(``adapts``). Each host thread keeps, per thread-count ceiling
+(``adapts``). Each host thread keeps, per kind of run and thread-count ceiling
 (``numba.get_num_threads()`` when the scope is entered: the user's own setting stays the
 ceiling), the candidates 1, ceiling - 1 and ceiling, and the wall times of the last ``KEPT`` runs
-made with each (the first run of each is dropped: it compiles). A run uses the candidate whose
-mean time, the slowest run left out, is lowest; every
+made with each (all threads are timed first; the first run of each count is dropped: it
+compiles). A run uses the candidate whose mean time, the slowest run left out, is lowest; every
 ``config.CPU_THREADS_EXPLORE_EVERY``-th run starts ``BURST`` runs of another candidate, in turn,
 so that a change of load shows within that many runs and a stale time is replaced by fresh ones.
 Runs that raise are not counted. ``config.CPU_ADAPTIVE_THREADS = False`` keeps the ceiling.
@@ -28,6 +28,9 @@ from fastnn.kernels.cpu._jit import num_threads, set_num_threads
 #: Runs kept per thread count (their mean, the slowest left out, is its estimate), and how many
 #: runs in a row a count other than the best gets when it is tried again.
 KEPT, BURST = 8, 4
+#: Kinds of run (the training step, each kernel and shape called on its own) timed per host
+#: thread at most; the oldest is forgotten beyond.
+MAX_KINDS = 256
 
 
 class _Candidates:
@@ -55,8 +58,8 @@ class _Candidates:
     def choose(self):
         """The thread count for the next run."""
         self.runs += 1
-        for n in self.counts:  # first each count: a run to compile, then BURST timed ones
-            if n not in self.compiled or len(self.times[n]) < BURST:
+        for n in reversed(self.counts):  # first each count, all threads first: a run to
+            if n not in self.compiled or len(self.times[n]) < BURST:  # compile, BURST timed
                 return n
         if self.left:
             self.left -= 1
@@ -102,6 +105,8 @@ class AdaptiveThreads(OutermostScope):
             kind = (getattr(local, "key", None), ceiling)
             table = tables.get(kind)
             if table is None:
+                if len(tables) >= MAX_KINDS:  # (many shapes: forget the oldest)
+                    del tables[next(iter(tables))]
                 table = tables[kind] = _Candidates(ceiling)
             local.table, local.n = table, table.choose()
             if local.n != ceiling:
