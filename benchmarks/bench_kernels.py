@@ -1,7 +1,8 @@
 """Every row of ``python -m fastnn bench`` (``fastnn.bench.tables.table_cases()``: each kernel at
 a training step's batch-64 shapes and at the issue's large shapes, and the MLP training step at
 batch 64 and 512), float32 on the CPU: the time of one call in fastnn's "cpu" kernels, the NumPy
-reference, PyTorch and JAX, and each one's time over fastnn's measured in turns.
+reference, PyTorch (eager; torch.compile on the training steps) and JAX, and each one's time over
+fastnn's measured in turns.
 """
 from fastnn.bench import peers, tables
 
@@ -18,7 +19,7 @@ class Kernels(common.CaseTimes):
 
 
 class Speedup:
-    """Time of the reference ("numpy"), PyTorch's or JAX's call / fastnn cpu's on the same case,
+    """Time of the reference's ("numpy"), PyTorch's or JAX's call / fastnn cpu's on the same case,
     measured in one process, in turns (above 1: fastnn is faster)."""
     params = [list(CASES), list(peers.CPU_PEERS)]
     param_names = ["case", "implementation"]

@@ -83,7 +83,7 @@ def closure(case, impl):
     ``setup()`` before every timed sample. NotImplementedError (asv's skip) when ``impl`` is not
     installed here."""
     pin_threads()
-    if impl == "torch" and peers.usable(impl):
+    if peers.IMPLEMENTATIONS[impl].library == "torch" and peers.usable(impl):
         peers.library(impl).set_num_threads(THREADS)
     return case.closure(impl)
 

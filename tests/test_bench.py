@@ -100,9 +100,21 @@ def test_dropout_keeps_or_drops_and_rescales(impl):
     check_dropout(impl)
 
 
-@pytest.mark.parametrize("impl", ["numpy", "cpu", "torch", "jax"])
+@pytest.mark.parametrize("impl", ["numpy", "cpu", "torch", "torch-compile", "jax"])
 def test_training_steps_lower_the_loss_on_their_batch(impl):
     check_training_step(impl)
+
+
+def test_torch_compile_step_is_the_eager_step():
+    case = mlp.mlp(16, widths=(6, 5, 4, 3))
+    if "torch-compile" not in case.implementations(["torch-compile"]):
+        pytest.skip("torch.compile is not usable here")
+
+    def losses(impl):
+        step = case.closure(impl)
+        return [step().item() for _ in range(3)]
+
+    assert losses("torch-compile") == pytest.approx(losses("torch"), rel=1e-4)
 
 
 def test_mlp_step_is_the_same_on_the_reference_and_cpu():
@@ -146,26 +158,61 @@ def test_ratio_is_the_median_of_the_rounds_ratios():
 def test_table_rows_end_with_the_training_steps():
     steps = {gpu: [c.shape[0] for c in tables.table_cases(quick=True, gpu=gpu)
                    if c.name == "MLP train step"] for gpu in (False, True)}
-    assert steps == {False: [64], True: [64, 4096]}
+    assert steps == {False: [64, 512], True: [64, 4096]}
 
 
 def test_run_prints_the_table_from_interleaved_rounds(monkeypatch):
     case = mlp.mlp(4, widths=(3, 2))
     rounds = {"cpu": [1e-3, 3e-3, 1e-3], "numpy": [4e-3, 9e-3, 3e-3], "torch": [2e-3, 6e-3, 2e-3]}
+
+    class Workers:  # jax not installed; torch-compile has no version of the case
+        def __init__(self, impls, threads=0):
+            self.usable = [impl for impl in impls if impl != "jax"]
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def measure(self, case, impls):
+            assert impls == ["cpu", "numpy", "torch"]
+            return {impl: rounds[impl] for impl in impls}
+
     monkeypatch.setattr(machine, "cpu_limits", lambda: machine.Limits(100.0, 10.0))
     monkeypatch.setattr(tables, "table_cases", lambda quick: [case])
-    monkeypatch.setattr(tables, "measure", lambda case, impls, sync, pause: rounds)
-    monkeypatch.setattr(peers, "CPU_PEERS", ("numpy", "torch", "jax"))
-    monkeypatch.setattr(peers, "usable", lambda impl: impl != "jax")
+    monkeypatch.setattr(tables.apart, "Workers", Workers)
+    monkeypatch.setattr(peers, "CPU_PEERS", ("numpy", "torch", "jax", "cupy"))
+    monkeypatch.setattr(case, "builders", {k: case.builders[k] for k in ("fastnn", "torch")})
     lines = []
     rows = bench.run(out=lines.append)
     assert rows == [dict(kernel="MLP train step", shape=(4, 3, 2), cpu=1e-3, numpy=4e-3,
                          torch=2e-3)]
-    assert "5 interleaved rounds" in lines[0]
-    assert lines[3] == "compared with: numpy, torch; not found here: jax"
-    # numpy / cpu per round: 4, 3, 3 -> 3.00x; torch / cpu: 2, 2, 2 -> 2.00x; 48 FLOP in 1 ms
+    assert "own process" in lines[0] and "5 interleaved rounds" in lines[0]
+    assert lines[3] == "compared with: numpy, torch, cupy; not found here: jax"
+    # numpy / cpu per round: 4, 3, 3 -> 3.00x; torch / cpu: 2, 2, 2 -> 2.00x; cupy: no version;
+    # 48 FLOP in 1 ms
     assert lines[-1].split() == ["MLP", "train", "step", "4x3x2", "1.000", "4.000", "3.00x",
-                                 "2.000", "2.00x", "0.0", "GFLOP/s", "(", "0%)"]
+                                 "2.000", "2.00x", "-", "-", "0.0", "GFLOP/s", "(", "0%)"]
+
+
+def test_workers_time_each_implementation_in_its_own_process():
+    """``apart.Workers``: a process per implementation, which rebuilds a case from its recipe
+    and answers with its times; a missing library is not usable; a failing build is reported
+    with the worker's traceback."""
+    from fastnn.bench import apart
+
+    with apart.Workers(("cpu", "numpy", "cupy")) as workers:
+        assert workers.usable == ["cpu", "numpy"]
+        times = workers.measure(cases.softmax(4, 3), ["cpu", "numpy"], rounds=2, budget=0.0,
+                                pause=0.0)
+        assert set(times) == {"cpu", "numpy"}
+        assert all(len(t) == 2 and all(0 < s < 1 for s in t) for t in times.values())
+        bad = cases.softmax(4, 3)
+        bad.recipe = cases.Recipe(cases.softmax, (4, 3), {"kind": "no such kind"})
+        with pytest.raises(apart.WorkerError, match="the numpy worker failed"):
+            workers.measure(bad, ["numpy"], rounds=1)
+        assert workers.measure(cases.softmax(2, 2), ["numpy"], rounds=1)["numpy"][0] > 0
 
 
 def test_busy_core_spins_a_process_only_while_the_block_runs(monkeypatch):

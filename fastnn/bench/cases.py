@@ -8,8 +8,9 @@ preallocated outputs (``out=``), as a layer does; PyTorch's use its functions, a
 optimizers; CuPy and JAX run one array formula of the workload written for any NumPy-like
 module (``_array_api``): CuPy eagerly, JAX under ``jax.jit``.
 """
-from dataclasses import dataclass
-from typing import Callable
+import functools
+from dataclasses import dataclass, field
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -25,19 +26,43 @@ OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam")
 SOFTMAX_KINDS = ("softmax", "log_softmax", "hardmax")
 
 
+@dataclass(frozen=True)
+class Recipe:
+    """How a case was made: its workload function and arguments. ``make()`` makes it again,
+    in another process too (``fastnn.bench.apart``: a recipe pickles, a case's closures do not)."""
+    function: Callable
+    args: tuple = ()
+    kwargs: dict = field(default_factory=dict)
+
+    def make(self):
+        return self.function(*self.args, **self.kwargs)
+
+
+def workload(function):
+    """Decorate a module-level workload function (returning a ``Case``) so that its cases carry
+    their ``Recipe``."""
+    @functools.wraps(function)
+    def make(*args, **kwargs):
+        case = function(*args, **kwargs)
+        case.recipe = Recipe(make, args, kwargs)
+        return case
+    return make
+
+
 @dataclass(eq=False)
 class Case:
     """One workload at one shape. ``data()``: new host arrays by name (seeded: the same each
     time). ``builders``: library name ("fastnn", "torch", "cupy", "jax") ->
     ``build(module, arrays)``, which returns the closure (``arrays``: ``peers.place``'s
     namespace). The work of one call is ``flops`` floating-point operations or ``nbytes`` bytes
-    of memory traffic (float32)."""
+    of memory traffic (float32). ``recipe``: how to make it again (set by ``workload``)."""
     name: str
     shape: tuple
     data: Callable[[], dict]
     builders: dict
     flops: float = 0.0
     nbytes: float = 0.0
+    recipe: Optional[Recipe] = None
 
     @property
     def label(self):
@@ -48,15 +73,18 @@ class Case:
         """The work as a closure for implementation ``impl`` (the data in ``dtype`` when given);
         NotImplementedError when this case has no version for its library or the library is
         missing here."""
-        family = peers.IMPLEMENTATIONS[impl][0]
-        if family not in self.builders:
-            raise NotImplementedError(f"{self.name} has no {family} version")
-        return self.builders[family](peers.library(impl), peers.place(impl, self.data(), dtype))
+        key = peers.IMPLEMENTATIONS[impl].key
+        if key not in self.builders:
+            raise NotImplementedError(f"{self.name} has no {key} version")
+        return self.builders[key](peers.library(impl), peers.place(impl, self.data(), dtype))
 
     def implementations(self, candidates):
         """Those of the implementation names ``candidates`` that this case runs here."""
-        return [impl for impl in candidates
-                if peers.IMPLEMENTATIONS[impl][0] in self.builders and peers.usable(impl)]
+        return [impl for impl in candidates if self.has_version(impl) and peers.usable(impl)]
+
+    def has_version(self, impl):
+        """Whether this case has a builder for implementation ``impl`` (installed or not)."""
+        return peers.IMPLEMENTATIONS[impl].key in self.builders
 
 
 def _arrays(a):
@@ -121,6 +149,7 @@ def _dense_formula(xp, a, backward):
     return (A, dZ @ a["W"].T, a["X"].T @ dZ, dZ.sum(0)), {}
 
 
+@workload
 def dense(m, n_in, n_out, backward=True, seed=0):
     """Dense layer with ReLU: A = relu(X @ W + b); with ``backward`` also dZ = dA * (A > 0),
     dX = dZ @ W.T, dW = X.T @ dZ, db = sum(dZ) over rows. X: (m, n_in), W: (n_in, n_out)
@@ -170,6 +199,7 @@ def _batchnorm_formula(xp, a, backward):
     return (Y, dX, dgamma, dbeta), stats
 
 
+@workload
 def batchnorm(m, n, backward=True, seed=0):
     """Batch normalization in training: per column, the batch mean and biased variance var,
     Y = gamma * (X - mean) / sqrt(var + eps) + beta, and the running statistics updated in place
@@ -225,6 +255,7 @@ def _softmax_formula(xp, Z, kind):
     return e / e.sum(1, keepdims=True)
 
 
+@workload
 def softmax(m, c, kind="softmax", seed=0):
     """A row-wise forward kernel on logits Z: (m, c) with std 3 -> (m, c): "softmax",
     exp(Z - max) / sum(exp(Z - max)); "log_softmax", Z - max - log(sum(exp(Z - max)));
@@ -252,6 +283,7 @@ def _cross_entropy_formula(xp, a):
     return (-(logp * Y).sum() / m, (xp.exp(logp) - Y) / m), {}
 
 
+@workload
 def cross_entropy(m, c, seed=0):
     """Softmax cross-entropy with class labels, forward and backward: loss =
     -(1/m) sum_i log softmax(Z)_{i, y_i} and dZ = (softmax(Z) - onehot(y)) / m. Z: (m, c) with
@@ -295,6 +327,7 @@ def _optimizer_formula(xp, a, rule):
     return p, {"p": p, "m": m, "v": v}
 
 
+@workload
 def optimizer(n, rule="adam", seed=0):
     """One update of a flat float32 buffer of n parameters p from the gradient g, in place:
     "sgd" p -= lr * g; "momentum" (the EWA form) m = beta * m + (1 - beta) * g, p -= lr * m;
@@ -343,6 +376,7 @@ def optimizer(n, rule="adam", seed=0):
 
 # --- dropout -------------------------------------------------------------------------------------
 
+@workload
 def dropout(m, n, rate=0.5, seed=0):
     """Inverted dropout forward: mask ~ Bernoulli(1 - rate), Y = X * mask / (1 - rate).
     X: (m, n). Results: Y, and the mask (fastnn, CuPy, JAX). Each library draws with its own

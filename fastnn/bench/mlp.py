@@ -1,14 +1,17 @@
 """The training-step workload: one step of an MLP with batch norm, ReLU and Adam, in fastnn
-(``Sequential.train_on_batch``), PyTorch (eager, autograd, torch.optim.Adam) and JAX (one
+(``Sequential.train_on_batch``), PyTorch (eager, autograd, torch.optim.Adam; and the same with the
+model and the optimizer's step each under ``torch.compile``, PyTorch's recipe) and JAX (one
 ``jax.jit`` of jax.value_and_grad and the Adam update).
 
 The model: Dense(no bias) -> BatchNorm -> ReLU for each hidden width, then Dense(classes);
 softmax cross-entropy with class labels; Adam with lr 1e-3. The data: random float32 X (batch,
 widths[0]) and labels y (batch,) on the implementation's device.
 """
+import logging
+
 import numpy as np
 
-from fastnn.bench.cases import DECAY, EPS, F32, Case
+from fastnn.bench.cases import DECAY, EPS, F32, Case, workload
 
 #: Layer widths of the benchmarked MLP: 784 inputs, two hidden layers of 256, 10 classes.
 MLP_WIDTHS = (784, 256, 256, 10)
@@ -30,12 +33,15 @@ def mlp_step_flops(batch, widths=MLP_WIDTHS):
     return 3 * 2.0 * batch * sum(a * b for a, b in zip(widths[:-1], widths[1:]))
 
 
+@workload
 def mlp(batch, widths=MLP_WIDTHS, seed=0):
     """The training step at ``batch`` rows as a ``Case`` ("MLP train step", shape (batch,
     *widths)); its closures return the loss."""
     return Case("MLP train step", (batch, *widths), lambda: _data(batch, widths, seed),
                 dict(fastnn=lambda k, a: _fastnn_step(a, widths, seed),
                      torch=lambda torch, a: _torch_step(torch, a.X, a.y, widths, seed),
+                     **{"torch-compile": lambda torch, a: _torch_step(torch, a.X, a.y, widths,
+                                                                      seed, compiled=True)},
                      jax=lambda jax, a: _jax_step(jax, a, widths, seed)),
                 flops=mlp_step_flops(batch, widths))
 
@@ -63,19 +69,25 @@ def _fastnn_step(a, widths, seed):
     return lambda: model.train_on_batch(a.X, a.y, optimizer)
 
 
-def _torch_step(torch, X, y, widths, seed):
+def _torch_step(torch, X, y, widths, seed, compiled=False):
+    """The PyTorch step as a closure; ``compiled``: the model's forward and backward and the
+    optimizer's step compiled by ``torch.compile`` (the first call compiles)."""
     nn = torch.nn
     torch.manual_seed(seed)
     layers = [layer for n_in, n_out in zip(widths[:-2], widths[1:-1])
               for layer in (nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), nn.ReLU())]
     model = nn.Sequential(*layers, nn.Linear(widths[-2], widths[-1])).to(X.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+    forward, update = model, optimizer.step
+    if compiled:  # (quiet: dynamo warns that it skips the step's profiler record)
+        torch._logging.set_logs(dynamo=logging.ERROR)
+        forward, update = torch.compile(model), torch.compile(optimizer.step)
 
     def step():
         optimizer.zero_grad()
-        loss = nn.functional.cross_entropy(model(X), y)
+        loss = nn.functional.cross_entropy(forward(X), y)
         loss.backward()
-        optimizer.step()
+        update()
         return loss
     return step
 

@@ -1,5 +1,6 @@
 """The benchmark tables: ``run`` (``python -m fastnn bench``) times fastnn's "cpu" kernels
-against the NumPy reference and PyTorch and JAX on the CPU; ``run_cuda`` (``python -m fastnn
+against the NumPy reference and PyTorch (eager; torch.compile on the training steps) and JAX on
+the CPU, each in its own process (``fastnn.bench.apart``); ``run_cuda`` (``python -m fastnn
 bench --cuda``) its "cuda" kernels against CuPy, PyTorch and JAX on the GPU, on arrays already on
 the device. Peers that are not installed are left out (the header says so).
 
@@ -10,12 +11,12 @@ the limits measured at the start (``fastnn.bench.machine``).
 """
 import numpy as np
 
-from fastnn.bench import machine, peers
+from fastnn.bench import apart, machine, peers
 from fastnn.bench.cases import batchnorm, cross_entropy, dense, dropout, optimizer, softmax
 from fastnn.bench.mlp import MLP_PARAMS, mlp
 from fastnn.bench.timing import ROUNDS, interleaved, ratio
 
-#: Batch sizes of the training-step rows: on the CPU (the quick table: the first), on the GPU.
+#: Batch sizes of the training-step rows (quick table too): on the CPU, on the GPU.
 CPU_STEP_BATCHES = (64, 512)
 GPU_STEP_BATCHES = (64, 4096)
 
@@ -34,12 +35,11 @@ def table_cases(quick=False, gpu=False):
                  batchnorm(65536, 256, backward=False), softmax(4096, 1000, "log_softmax"),
                  softmax(4096, 1000, "hardmax")]
         rows += [optimizer(4_000_000, rule) for rule in ("sgd", "momentum", "rmsprop")]
-    batches = GPU_STEP_BATCHES if gpu else CPU_STEP_BATCHES[:1] if quick else CPU_STEP_BATCHES
-    return rows + [mlp(batch) for batch in batches]
+    return rows + [mlp(batch) for batch in (GPU_STEP_BATCHES if gpu else CPU_STEP_BATCHES)]
 
 
 def measure(case, impls, sync=None, pause=0.1):
-    """``interleaved`` times of ``case`` in those of ``impls`` it runs here."""
+    """``interleaved`` times of ``case`` in those of ``impls`` it runs here, in this process."""
     return interleaved({impl: case.closure(impl) for impl in case.implementations(impls)},
                        sync=sync, pause=pause)
 
@@ -53,33 +53,37 @@ def _throughput(case, seconds, limits):
     return f"{rate:8.1f} GB/s    ({rate / limits.gbs:4.0%})"
 
 
-def _table(fast, peer_names, cases, limits, out, sync=None, pause=0.1):
-    """Print one row per case (fastnn's ``fast`` implementation against ``peer_names``) and
-    return the rows as dicts (kernel, shape, and seconds per call by implementation)."""
-    found = [impl for impl in peer_names if peers.usable(impl)]
+def _table(fast, peer_names, found, cases, limits, measure, out):
+    """Print one row per case (fastnn's ``fast`` implementation against those of ``peer_names``
+    ``found`` here; ``measure(case, impls)``: ``interleaved``'s times) and return the rows as
+    dicts (kernel, shape, and seconds per call by implementation)."""
+    found = [impl for impl in peer_names if impl in found]
     missing = [impl for impl in peer_names if impl not in found]
     out(f"compared with: {', '.join(found) or 'nothing'}"
         + (f"; not found here: {', '.join(missing)}" if missing else ""))
+    widths = {impl: max(14, len(impl) + 5) for impl in found}
     header = (f"{'kernel':<20}{'shape':<21}{'fastnn ms':>10}"
-              + "".join(f"{impl + ' ms':>14}{'ratio':>7}" for impl in found)
+              + "".join(f"{impl + ' ms':>{widths[impl]}}{'ratio':>7}" for impl in found)
               + "  fastnn throughput (% of limit)")
     out(header)
     out("-" * len(header))
     rows = []
     for case in cases:
-        times = measure(case, (fast, *found), sync, pause)
+        times = measure(case, [impl for impl in (fast, *found) if case.has_version(impl)])
         t = {impl: float(np.median(seconds)) for impl, seconds in times.items()}
-        cells = "".join(f"{t[impl] * 1e3:14.3f}{ratio(times, impl, fast):6.2f}x" if impl in t
-                        else f"{'-':>14}{'-':>7}" for impl in found)
+        cells = "".join(f"{t[impl] * 1e3:{widths[impl]}.3f}{ratio(times, impl, fast):6.2f}x"
+                        if impl in t else f"{'-':>{widths[impl]}}{'-':>7}" for impl in found)
         out(f"{case.name:<20}{'x'.join(map(str, case.shape)):<21}{t[fast] * 1e3:10.3f}{cells}  "
             f"{_throughput(case, t[fast], limits)}")
         rows.append(dict(kernel=case.name, shape=case.shape, **t))
     return rows
 
 
-def run(quick=False, out=print):
-    """Measure every case with fastnn's "cpu" kernels and print the table; returns the rows as
-    dicts (kernel, shape, and seconds per call by implementation)."""
+def run(quick=False, out=print, threads=0):
+    """Measure every case with fastnn's "cpu" kernels (on ``threads`` Numba threads; 0: all)
+    against the NumPy reference and the CPU peers, each implementation in its own process
+    (``fastnn.bench.apart``), and print the table; returns the rows as dicts (kernel, shape, and
+    seconds per call by implementation)."""
     import numba
     from threadpoolctl import threadpool_info
 
@@ -88,13 +92,16 @@ def run(quick=False, out=print):
 
     blas = ", ".join(f"{i['internal_api']}:{i['num_threads']}" for i in threadpool_info())
     limits = machine.cpu_limits()
-    out(f"fastnn bench: numba threads {numba.get_num_threads()}, BLAS threads {blas}, float32; "
-        f"times in ms (medians of {ROUNDS} interleaved rounds), ratio = that time / fastnn's "
-        "(median of the rounds' ratios; above 1: fastnn is faster)")
+    out(f"fastnn bench: numba threads {threads or numba.get_num_threads()}, BLAS threads {blas}, "
+        f"float32; each implementation in its own process; times in ms (medians of {ROUNDS} "
+        "interleaved rounds), ratio = that time / fastnn's (median of the rounds' ratios; above "
+        "1: fastnn is faster)")
     out(f"fastnn's matrix products: {BLAS_PROVIDER} (FASTNN_BLAS={config.BLAS})")
     out(f"machine limits measured now: NumPy sgemm {limits.gflops:.0f} GFLOP/s, parallel triad "
         f"{limits.gbs:.1f} GB/s (arrays that fit the last-level cache can exceed it)")
-    return _table("cpu", peers.CPU_PEERS, table_cases(quick), limits, out)
+    with apart.Workers(("cpu", *peers.CPU_PEERS), threads) as workers:
+        return _table("cpu", peers.CPU_PEERS, workers.usable, table_cases(quick), limits,
+                      workers.measure, out)
 
 
 def require_real_gpu():
@@ -118,6 +125,8 @@ def run_cuda(quick=False, out=print):
         "that time / fastnn's (median of the rounds' ratios; above 1: fastnn is faster)")
     out(f"limits measured now: device-to-device copy {limits.gbs:.0f} GB/s, cuBLAS sgemm 4096^3 "
         f"(TF32 off) {sgemm}")
-    # (no pause between turns: after its synchronization the GPU is idle)
-    return _table("cuda", peers.GPU_PEERS, table_cases(quick, gpu=True), limits, out,
-                  sync=peers.synchronize, pause=0.0)
+    # In one process: each call ends with a synchronization, so no pool is left spinning (and
+    # no pause between turns: after its synchronization the GPU is idle).
+    found = [impl for impl in peers.GPU_PEERS if peers.usable(impl)]
+    return _table("cuda", peers.GPU_PEERS, found, table_cases(quick, gpu=True), limits,
+                  lambda case, impls: measure(case, impls, peers.synchronize, pause=0.0), out)

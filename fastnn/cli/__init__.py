@@ -66,16 +66,14 @@ def _bench(args):
     if not 0 <= args.threads <= limit:
         raise _Failure(f"--threads must be in [0, {limit}] (0: all cores; Numba has {limit} "
                        f"threads here), got {args.threads}")
-    if args.threads:
-        numba.set_num_threads(args.threads)
     if not args.loaded:
-        bench.run(quick=args.quick)
+        bench.run(quick=args.quick, threads=args.threads)
         return
     from fastnn.bench.machine import busy_core
 
     print("--loaded: one core kept busy by a spinning process while the table is measured")
     with busy_core():
-        bench.run(quick=args.quick)
+        bench.run(quick=args.quick, threads=args.threads)
 
 
 def _count_cuda_step():
