@@ -51,5 +51,5 @@ def parallel_path(monkeypatch):
 
     for name in ("SOFTMAX_PARALLEL_MIN_ELEMENTS", "BATCHNORM_PARALLEL_MIN_ELEMENTS",
                  "DENSE_PARALLEL_MIN_FLOPS", "OPTIM_PARALLEL_MIN_ELEMENTS",
-                 "ACTIVATION_PARALLEL_MIN_ELEMENTS"):
+                 "ACTIVATION_PARALLEL_MIN_ELEMENTS", "LOSS_PARALLEL_MIN_ELEMENTS"):
         monkeypatch.setattr(config, name, 0)

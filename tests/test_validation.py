@@ -10,7 +10,9 @@ from helpers import BACKENDS, over_backends
 from fastnn import kernels as K
 
 FUNCTIONS = ["dense_forward", "dense_backward", "batchnorm_forward", "batchnorm_backward",
-             "softmax", "log_softmax", "hardmax", "softmax_cross_entropy"]
+             "softmax", "log_softmax", "hardmax", "softmax_cross_entropy",
+             "sigmoid_cross_entropy", "mean_squared_error"]
+LOSSES = ("sigmoid_cross_entropy", "mean_squared_error")
 M, N_IN, N_OUT, C = 6, 4, 3, 5
 
 
@@ -38,6 +40,10 @@ def valid_args(fn, dtype=np.float64, m=M, seed=0):
         return dict(dY=rng.standard_normal(X.shape).astype(dtype), cache=cache)
     if fn == "softmax_cross_entropy":
         return dict(Z=Z, y=rng.integers(0, C, m))
+    if fn == "sigmoid_cross_entropy":
+        return dict(Z=Z, y=rng.random((m, C)).astype(dtype))
+    if fn == "mean_squared_error":
+        return dict(Z=Z, Y=rng.standard_normal((m, C)).astype(dtype))
     return dict(Z=Z)
 
 
@@ -93,6 +99,10 @@ WRONG_NDIM = [
     case("softmax", "Z", _add_axis, "Z must be 2-D", id="softmax-Z-3d"),
     case("softmax_cross_entropy", "y", lambda a, _: np.zeros((M, C, 1)), "y must be",
          id="softmax_cross_entropy-y-3d"),
+    *[case(fn, "Z", _add_axis, "Z must be 1-D (n_samples,) or 2-D (n_samples, n_outputs)",
+           id=f"{fn}-Z-3d") for fn in LOSSES],
+    case("mean_squared_error", "Y", _add_axis, "Y must be 1-D (n_samples,) or 2-D",
+         id="mean_squared_error-Y-3d"),
 ]
 
 WRONG_SHAPE = [
@@ -118,6 +128,12 @@ WRONG_SHAPE = [
          id="softmax_cross_entropy-y-rows-columns"),
     case("softmax_cross_entropy", "y", lambda a, args: np.eye(C)[a][:-1], "y must have shape",
          id="softmax_cross_entropy-y-rows-rows"),
+    case("sigmoid_cross_entropy", "y", lambda a, _: a[:, :-1], f"y must have shape {(M, C)}",
+         "the shape of Z"),
+    case("sigmoid_cross_entropy", "Z", _first_row, f"y must have shape {(C,)}",
+         id="sigmoid_cross_entropy-Z-1d"),
+    case("mean_squared_error", "Y", lambda a, _: a[:, 0], f"Y must have shape {(M, C)}",
+         "got (6,)"),
 ]
 
 
@@ -138,6 +154,9 @@ MIXED_DTYPES = [
     case("batchnorm_backward", "dY", _as(np.float32), "mixed dtypes", "dY is float32"),
     case("softmax_cross_entropy", "y", lambda a, _: np.eye(C, dtype=np.float32)[a],
          "mixed dtypes", "y is float32"),
+    case("sigmoid_cross_entropy", "y", _as(np.float32), "mixed dtypes", "y is float32"),
+    case("mean_squared_error", "Z", _as(np.float32), "mixed dtypes", "Z is float32",
+         "Y is float64"),
 ]
 
 NOT_FLOAT = [
@@ -146,7 +165,9 @@ NOT_FLOAT = [
                     ("dense_backward", "dA"), ("dense_backward", "A"),
                     ("batchnorm_forward", "X"), ("batchnorm_forward", "gamma"),
                     ("batchnorm_forward", "running_var"), ("batchnorm_backward", "dY"),
-                    ("softmax", "Z"), ("hardmax", "Z"), ("softmax_cross_entropy", "Z")]
+                    ("softmax", "Z"), ("hardmax", "Z"), ("softmax_cross_entropy", "Z"),
+                    ("sigmoid_cross_entropy", "Z"), ("sigmoid_cross_entropy", "y"),
+                    ("mean_squared_error", "Z"), ("mean_squared_error", "Y")]
     for dtype, name in [(np.int64, "int64"), (np.float16, "float16"), (np.int32, "int32"),
                         (np.complex128, "complex"), (bool, "bool")]
 ] + [
@@ -185,7 +206,7 @@ EMPTY = [
          id="batchnorm_forward-X-no-columns"),
     case("batchnorm_backward", "dY", lambda a, _: a[:0], "dY is an empty batch"),
     *[case(fn, "Z", lambda a, _: a[:0], "Z is an empty batch")
-      for fn in ("softmax", "log_softmax", "hardmax", "softmax_cross_entropy")],
+      for fn in ("softmax", "log_softmax", "hardmax", "softmax_cross_entropy", *LOSSES)],
     case("softmax", "Z", lambda a, _: a[:, :0], "Z is empty", id="softmax-Z-no-columns"),
 ]
 
@@ -238,6 +259,8 @@ NONFINITE_INPUTS = [  # (fn, arg, extra keyword arguments)
     ("batchnorm_backward", "dY", {}),
     ("softmax", "Z", {}), ("log_softmax", "Z", {}), ("hardmax", "Z", {}),
     ("softmax_cross_entropy", "Z", {}), ("softmax_cross_entropy", "y", {}),
+    ("sigmoid_cross_entropy", "Z", {}), ("mean_squared_error", "Z", {}),
+    ("mean_squared_error", "Y", {}),
 ]
 
 
@@ -291,6 +314,9 @@ PARALLEL_CASES = {  # (fn, arg, extra) -> size; the parallel path is forced by t
     ("batchnorm_backward", "dY"): dict(m=600, n=80),
     ("softmax", "Z"): dict(m=4096, n=16),
     ("softmax_cross_entropy", "Z"): dict(m=4096, n=16),
+    ("sigmoid_cross_entropy", "Z"): dict(m=4096, n=16),
+    ("mean_squared_error", "Z"): dict(m=4096, n=16),
+    ("mean_squared_error", "Y"): dict(m=4096, n=16),
 }
 
 
@@ -324,6 +350,10 @@ def test_nonfinite_input_is_named_on_parallel_sizes(rng, backend, key, value):
         args = dict(Z=rng.standard_normal((m, size["n"])))
         if fn == "softmax_cross_entropy":
             args["y"] = np.zeros(m, np.int64)
+        elif fn == "sigmoid_cross_entropy":
+            args["y"] = np.full((m, size["n"]), 0.5)
+        elif fn == "mean_squared_error":
+            args["Y"] = np.zeros((m, size["n"]))
     args[arg] = args[arg].copy()
     args[arg][m // 2 + 1, 3] = value
     with raises(ValueError, fn, f"{arg} contains NaN or inf", f"({m // 2 + 1}, 3)"):

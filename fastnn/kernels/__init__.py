@@ -3,7 +3,8 @@
 Every function validates its inputs (shapes, dtypes, values), then runs the backend chosen by
 ``backend=`` ("numpy" reference, "cpu" Numba or "cuda" Numba CUDA; default from
 ``fastnn.backend``). Arrays are
-(n_samples, n_features), float32 or float64 (one dtype per call), C-contiguous (others are copied).
+(n_samples, n_features), float32 or float64 (one dtype per call), C-contiguous (others are copied);
+the elementwise losses (``sigmoid_cross_entropy``, ``mean_squared_error``) also take 1-D (m,).
 Bad input raises TypeError/ValueError naming the argument before any state changes; NaN or inf in
 an input raises ValueError naming it.
 
@@ -33,8 +34,8 @@ from fastnn.kernels.optim import adam_update, momentum_update, rmsprop_update, s
 __all__ = ["ACTIVATIONS", "BatchNormCache", "activation_backward", "activation_forward",
            "adam_update", "batchnorm_backward", "batchnorm_forward", "momentum_update",
            "rmsprop_update", "sgd_update",
-           "dense_backward", "dense_forward", "hardmax", "log_softmax", "softmax",
-           "softmax_cross_entropy"]
+           "dense_backward", "dense_forward", "hardmax", "log_softmax", "mean_squared_error",
+           "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy"]
 
 
 def _run(fn, backend, inputs, *args, extra=None, **kwargs):
@@ -293,3 +294,56 @@ def softmax_cross_entropy(Z: ArrayLike, y: ArrayLike, *, out: Optional[np.ndarra
     inputs = dict(Z=Z) if y.ndim == 1 else dict(Z=Z, y=y)
     out = check.output(fn, "out", out, Z.shape, Z.dtype, (Z, y))
     return _run(fn, backend, inputs, Z, y, out=out, extra={"y": y})
+
+
+def _elementwise_loss(fn, Z, target, name, out, backend, unit_interval=False):
+    """The checks shared by the elementwise losses, then the backend's kernel: Z (m,) or (m, k);
+    the target ``name`` of Z's shape and dtype, or (m,) for Z (m, 1) (given to the kernel
+    reshaped to (m, 1)); with ``unit_interval`` its values in [0, 1]."""
+    Z = check.float_array(fn, "Z", Z, (1, 2))
+    given = check.float_array(fn, name, target, (1, 2))
+    check.same_dtype(fn, Z=Z, **{name: given})
+    if given.shape == Z.shape:
+        target = given
+    elif Z.ndim == 2 and Z.shape[1] == 1 and given.shape == Z.shape[:1]:
+        target = given.reshape(Z.shape)
+    else:
+        check.shape(fn, name, given, Z.shape, "(the shape of Z, or (m,) when Z is (m, 1))")
+    if unit_interval:
+        check.in_unit_interval(fn, name, given)
+    out = check.output(fn, "out", out, Z.shape, Z.dtype, (Z, given))
+    return _run(fn, backend, {"Z": Z, name: given}, Z, target, out=out)
+
+
+def sigmoid_cross_entropy(Z: ArrayLike, y: ArrayLike, *, out: Optional[np.ndarray] = None,
+                          backend: Backend = None) -> tuple[float, np.ndarray]:
+    """Mean binary cross-entropy of sigmoid(Z) against y, and its gradient, in one pass (the
+    sigmoid fused, as PyTorch's ``binary_cross_entropy_with_logits``, reduction "mean").
+
+    Z: (m,) or (m, k) logits (one or k independent binary outputs per sample). y: Z's shape and
+    dtype ((m,) is also taken for Z (m, 1)), values in [0, 1]: 0/1 labels or probabilities.
+    With N = Z.size: loss = (1/N) sum_ij max(z_ij, 0) - z_ij y_ij + log(1 + exp(-|z_ij|)) (the
+    stable form of -(y log sigmoid(z) + (1 - y) log(1 - sigmoid(z))): finite for any finite
+    logit), dZ = (sigmoid(Z) - y) / N. Returns (loss as a Python float, summed in float64; dZ
+    of Z's shape and dtype); out: an array for dZ. y outside [0, 1] (or NaN) is a ValueError
+    that counts the values (a CUDA device y is checked on a host copy). NaN or inf in Z: a
+    ValueError naming it, after the "cpu" backend has written meaningless values into ``out``
+    (it counts them in its one pass over the data).
+    """
+    return _elementwise_loss("sigmoid_cross_entropy", Z, y, "y", out, backend,
+                             unit_interval=True)
+
+
+def mean_squared_error(Z: ArrayLike, Y: ArrayLike, *, out: Optional[np.ndarray] = None,
+                       backend: Backend = None) -> tuple[float, np.ndarray]:
+    """Mean squared error and its gradient, in one pass (PyTorch's ``MSELoss()``, reduction
+    "mean").
+
+    Z: (m,) or (m, k) predictions. Y: Z's shape and dtype ((m,) is also taken for Z (m, 1)).
+    With N = Z.size: loss = (1/N) sum_ij (Z_ij - Y_ij)^2, dZ = 2 (Z - Y) / N. Returns (loss as a
+    Python float, summed in float64; dZ of Z's shape and dtype); out: an array for dZ. NaN or
+    inf in Z or Y: a ValueError naming it, after the "cpu" backend has written meaningless values
+    into ``out`` (it counts them in its one pass over the data); a difference beyond the dtype's
+    range: NonFiniteError.
+    """
+    return _elementwise_loss("mean_squared_error", Z, Y, "Y", out, backend)

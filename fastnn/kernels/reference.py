@@ -215,6 +215,39 @@ def softmax_cross_entropy(Z, y, out=None):
     return loss, _into(out, dZ)
 
 
+# --- elementwise losses (any shape: Z and its targets of one shape, N values in all) -------------
+
+def _sigmoid(Z):
+    """1 / (1 + e^-z) in a form that never overflows: e = exp(-|z|) <= 1, then 1 / (1 + e) for
+    z >= 0 and e / (1 + e) below."""
+    e = np.exp(-np.abs(Z))
+    return np.where(Z >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def sigmoid_cross_entropy(Z, y, out=None):
+    """See ``fastnn.kernels.sigmoid_cross_entropy``. The loss terms
+    max(z, 0) - z y + log1p(exp(-|z|)) in float64, their mean returned."""
+    _require_finite(Z, y)
+    Z64, y64 = Z.astype(np.float64), y.astype(np.float64)
+    loss = float(np.mean(np.maximum(Z64, 0) - Z64 * y64 + np.log1p(np.exp(-np.abs(Z64)))))
+    dZ = (_sigmoid(Z) - y) / Z.dtype.type(Z.size)
+    return loss, _into(out, dZ)
+
+
+def mean_squared_error(Z, Y, out=None):
+    """See ``fastnn.kernels.mean_squared_error``. The squares summed in float64; a difference
+    beyond the dtype's range raises NonFiniteError."""
+    _require_finite(Z, Y)
+    with np.errstate(over="ignore"):
+        D = Z - Y
+        dZ = D * Z.dtype.type(2 / Z.size)
+        loss = float(np.mean(np.square(D, dtype=np.float64)))
+    if not np.isfinite(loss):
+        raise NonFiniteError
+    _require_finite(dZ)
+    return loss, _into(out, dZ)
+
+
 # --- optimizer updates (in place; any shape, one flat buffer for a whole model) -------------------
 #
 # Every update is all or nothing: the new values are computed first, and when one is NaN or inf

@@ -46,7 +46,8 @@ def host_backend_arrays(fn, module, named):
 
 def float_array(fn, name, a, ndim):
     """``a`` as a C-contiguous float32/float64 array with ``ndim`` dims and no empty axis (a
-    device array: a Numba view of it, checked the same way)."""
+    device array: a Numba view of it, checked the same way). ``ndim`` = (1, 2): one sample per
+    row of a 2-D array, or one per value of a 1-D one (the losses' logits and targets)."""
     if is_device_array(a):
         a = _device_view(fn, name, a)
     elif not isinstance(a, np.ndarray):
@@ -55,11 +56,15 @@ def float_array(fn, name, a, ndim):
         a = np.asarray(a)
     if a.dtype not in FLOAT_DTYPES:
         _fail(TypeError, fn, f"{name} must have dtype float32 or float64, got {a.dtype}")
-    if a.ndim != ndim:
+    if ndim == (1, 2):
+        if a.ndim not in ndim:
+            _fail(ValueError, fn, f"{name} must be 1-D (n_samples,) or 2-D (n_samples, n_outputs), "
+                                  f"got shape {a.shape}")
+    elif a.ndim != ndim:
         layout = "(n_samples, n_features)" if ndim == 2 else "(n_features,)"
         _fail(ValueError, fn, f"{name} must be {ndim}-D {layout}, got shape {a.shape}")
     if 0 in a.shape:
-        what = "an empty batch" if a.shape[0] == 0 and ndim == 2 else "empty"
+        what = "an empty batch" if a.shape[0] == 0 and ndim != 1 else "empty"
         _fail(ValueError, fn, f"{name} is {what}: shape {a.shape}")
     if is_device_array(a):
         return a
@@ -231,6 +236,22 @@ def outputs(fn, out, specs, inputs):
             if share_memory(a, b):
                 _fail(ValueError, fn, "the arrays of out share memory; give each its own")
     return tuple(checked)
+
+
+def in_unit_interval(fn, name, a):
+    """Every value of ``a`` lies in [0, 1] (0/1 labels or probabilities), else a ValueError
+    naming ``name`` with how many values do not (NaN does not either) and the first of them.
+    A device array is checked on a host copy. Its min and max first (two fast reductions; NaN
+    fails both comparisons), the count only when they fail."""
+    a = to_host(a)
+    low, high = a.min(), a.max()
+    if low >= 0 and high <= 1:
+        return
+    outside = ~((a >= 0) & (a <= 1))
+    where = tuple(int(i) for i in np.argwhere(outside)[0])
+    _fail(ValueError, fn, f"{name} must hold values in [0, 1] (labels or probabilities); "
+                          f"{int(np.count_nonzero(outside))} of its {a.size} values are outside "
+                          f"[0, 1] or NaN (first at index {where}: {float(a[where])!r})")
 
 
 def class_labels(fn, name, y, n_rows, n_classes):

@@ -31,6 +31,7 @@ from fastnn.kernels.cpu.dense import (
     dense_backward,
     dense_forward,
 )
+from fastnn.kernels.cpu.losses import mean_squared_error, sigmoid_cross_entropy
 from fastnn.kernels.cpu.optim import (
     adam_update,
     add_scaled,
@@ -77,10 +78,13 @@ adam_update, momentum_update = adapts(adam_update), adapts(momentum_update)
 rmsprop_update, sgd_update = adapts(rmsprop_update), adapts(sgd_update)
 log_softmax, softmax = adapts(log_softmax), adapts(softmax)
 hardmax, softmax_cross_entropy = adapts(hardmax), adapts(softmax_cross_entropy)
+mean_squared_error = adapts(mean_squared_error)
+sigmoid_cross_entropy = adapts(sigmoid_cross_entropy)
 
 __all__ = ["BLAS_PROVIDER", "activation_backward", "activation_forward", "adam_update",
            "add_scaled", "assign", "batchnorm_backward", "batchnorm_forward", "copy",
            "count_correct", "dense_backward", "dense_forward", "dropout_backward",
-           "dropout_forward", "empty", "hardmax", "kernel_scope", "log_softmax", "momentum_update",
-           "on_device", "rmsprop_update", "sgd_update", "softmax", "softmax_cross_entropy",
-           "sum_squares", "take_rows", "to_backend", "to_host", "zeros"]
+           "dropout_forward", "empty", "hardmax", "kernel_scope", "log_softmax",
+           "mean_squared_error", "momentum_update", "on_device", "rmsprop_update", "sgd_update",
+           "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "sum_squares", "take_rows",
+           "to_backend", "to_host", "zeros"]

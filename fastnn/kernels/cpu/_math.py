@@ -3,9 +3,10 @@
 The C library's ``expf``/``tanhf`` are opaque calls that stop loop vectorization, which costs 4-5x
 in softmax here. For float32, ``exp``, ``tanh`` and ``sigmoid`` below are polynomial versions
 (Cephes' ``expf``/``tanhf`` coefficients; measured within 5 ulp) made of arithmetic and bit
-operations only. Float32 ``exp`` flushes results below the normal range (x < -87.3) to 0 and
-saturates at about 2.4e38 (x > 88.4) instead of returning inf. For float64 they call the C
-library, so float64 results stay reference-accurate.
+operations only, and ``log1p_unit`` (log(1 + x) for x in [0, 1], softplus's) a short series.
+Float32 ``exp`` flushes results below the normal range (x < -87.3) to 0 and saturates at about
+2.4e38 (x > 88.4) instead of returning inf. For float64 they call the C library, so float64
+results stay reference-accurate.
 
 ``maximum`` is LLVM's ``maxnum`` (the non-NaN operand wins), whose reductions vectorize where a
 compare-and-select does not; kernels count NaN/inf separately with ``isfinite`` below, a compare
@@ -112,6 +113,24 @@ def _tanh_f32(x):
     return small if ax < np.float32(0.625) else big
 
 
+@register_jitable
+def _log1p_unit_f32(x):
+    # log(1 + x) = 2 atanh(s) with s = x / (2 + x) in [0, 1/3] for x in [0, 1]: the odd series
+    # 2 (s + s^3/3 + ... + s^15/15) leaves out less than 2e-9 of the value, and is exact to
+    # rounding as x -> 0 (where log(1 + x) in float32 would lose x).
+    s = x / (np.float32(2.0) + x)
+    s2 = s * s
+    p = np.float32(1.0 / 15.0)
+    p = p * s2 + np.float32(1.0 / 13.0)
+    p = p * s2 + np.float32(1.0 / 11.0)
+    p = p * s2 + np.float32(1.0 / 9.0)
+    p = p * s2 + np.float32(1.0 / 7.0)
+    p = p * s2 + np.float32(1.0 / 5.0)
+    p = p * s2 + np.float32(1.0 / 3.0)
+    p = p * s2 + np.float32(1.0)
+    return np.float32(2.0) * s * p
+
+
 def exp(x):
     """e**x, vectorizable for float32."""
     return math.exp(x)
@@ -125,6 +144,11 @@ def tanh(x):
 def sigmoid(x):
     """1 / (1 + e**-x), vectorizable for float32."""
     return 1.0 / (1.0 + math.exp(-x))
+
+
+def log1p_unit(x):
+    """log(1 + x) for 0 <= x <= 1 (softplus's log1p(exp(-|z|))), vectorizable for float32."""
+    return math.log1p(x)
 
 
 @overload(exp)
@@ -146,3 +170,10 @@ def _sigmoid_overload(x):
     if x == types.float32:
         return lambda x: np.float32(1.0) / (np.float32(1.0) + _exp_f32(-x))
     return lambda x: 1.0 / (1.0 + math.exp(-x))
+
+
+@overload(log1p_unit)
+def _log1p_unit_overload(x):
+    if x == types.float32:
+        return lambda x: _log1p_unit_f32(x)
+    return lambda x: math.log1p(x)

@@ -31,6 +31,7 @@ from fastnn.kernels.cuda.dense import (
     dense_forward,
 )
 from fastnn.kernels.cuda.dropout import dropout_backward, dropout_forward
+from fastnn.kernels.cuda.losses import mean_squared_error, sigmoid_cross_entropy
 from fastnn.kernels.cuda.optim import (
     adam_update,
     add_scaled,
@@ -57,6 +58,6 @@ __all__ = ["activation_backward", "activation_forward", "adam_update", "add_scal
            "batchnorm_backward", "batchnorm_forward", "checks_now", "copy", "count_correct",
            "dense_backward", "dense_forward", "dropout_backward", "dropout_forward", "empty",
            "gpu_available", "hardmax", "is_simulator", "kernel_scope", "log_softmax",
-           "momentum_update", "on_device", "require_gpu", "rmsprop_update", "sgd_update",
-           "softmax", "softmax_cross_entropy", "sum_squares", "take_rows", "to_backend", "to_host",
-           "zeros"]
+           "mean_squared_error", "momentum_update", "on_device", "require_gpu", "rmsprop_update",
+           "sgd_update", "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy",
+           "sum_squares", "take_rows", "to_backend", "to_host", "zeros"]

@@ -61,6 +61,26 @@ def last_block(tickets, slot, n_blocks, flag):
 
 
 @cuda.jit(device=True)
+def grid_sum(value, shared, partial, tickets, flag, result):
+    """The sum of ``value`` over every thread of a 1-D grid of a power-of-two block size, stored
+    in result[0] by the last block to finish (``block_sum`` per block into partial[blockIdx],
+    then ``last_block`` adds the partial sums: a fixed order, one launch). ``shared``: a float64
+    shared array of a slot per thread; ``tickets``: tickets[0] at 0; ``flag``: as
+    ``last_block``'s. Every thread of the grid must call it."""
+    tid, threads = cuda.threadIdx.x, cuda.blockDim.x
+    block_total = block_sum(shared, value, tid, threads)
+    if tid == 0:
+        partial[cuda.blockIdx.x] = block_total
+    if last_block(tickets, 0, cuda.gridDim.x, flag):
+        grand = 0.0
+        for b in range(tid, cuda.gridDim.x, threads):
+            grand += partial[b]
+        grand = block_sum(shared, grand, tid, threads)
+        if tid == 0:
+            result[0] = grand
+
+
+@cuda.jit(device=True)
 def activate(z, act, zero, one):
     """g(z) for act in LINEAR, RELU (max(z, 0)), TANH, SIGMOID (1 / (1 + e^-z))."""
     if act == RELU:

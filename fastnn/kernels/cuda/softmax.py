@@ -9,7 +9,7 @@ per row by default). Per row, in two reads of it:
    (the first on ties) and, for target rows Y, sum_j Y_j and sum_j Y_j z_j;
 2. each thread writes its columns of the output.
 Cross-entropy sums the row losses per block, and the last block to finish sums the blocks' sums
-(``_math.last_block``): the loss is reduced on the device, in a fixed order, in the same launch,
+(``_math.grid_sum``): the loss is reduced on the device, in a fixed order, in the same launch,
 into the call's record; ``count_correct`` sums the rows whose argmax is the label the same way. A
 class label outside [0, C) is counted (the call raises ValueError), never read past the row. The
 order z - M - log(S) keeps logits of 1e4 finite. Z: (m, C).
@@ -22,7 +22,7 @@ from numba import cuda, float64, int32
 
 from fastnn.kernels.cuda import _scratch
 from fastnn.kernels.cuda._launch import setting
-from fastnn.kernels.cuda._math import add_count, block_sum, last_block, nonfinite
+from fastnn.kernels.cuda._math import add_count, grid_sum, nonfinite
 from fastnn.kernels.cuda._scratch import BAD_LABELS
 from fastnn.kernels.cuda._transfer import DeviceCall
 
@@ -137,16 +137,7 @@ def _kernel(threads):
                         out[i, j] = math.exp(z - shift) * scale
         add_count(bad, count)
         if mode >= CE_LABELS:  # the sum of the row values over the rows, in the last block
-            block_total = block_sum(row_sum, values, tid, threads)
-            if tid == 0:
-                partial[cuda.blockIdx.x] = block_total
-            if last_block(tickets, 0, cuda.gridDim.x, row_arg):
-                grand = 0.0
-                for b in range(tid, cuda.gridDim.x, threads):
-                    grand += partial[b]
-                grand = block_sum(row_sum, grand, tid, threads)
-                if tid == 0:
-                    result[0] = grand
+            grid_sum(values, row_sum, partial, tickets, row_arg, result)
 
     return kernel
 
