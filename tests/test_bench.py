@@ -14,7 +14,8 @@ from fastnn.bench import cases, machine, mlp, peers, tables
 TINY = ([cases.dense(5, 4, 3), cases.dense(5, 4, 3, backward=False), cases.batchnorm(6, 5),
          cases.batchnorm(6, 5, backward=False), cases.cross_entropy(5, 4)]
         + [cases.softmax(5, 4, kind) for kind in cases.SOFTMAX_KINDS]
-        + [cases.optimizer(30, rule) for rule in cases.OPTIMIZERS])
+        + [cases.optimizer(30, rule) for rule in cases.OPTIMIZERS]
+        + [cases.elementwise_loss(5, 4, kind) for kind in cases.ELEMENTWISE_LOSSES])
 #: PyTorch's optimizers keep their own step count and start momentum from g: only these match.
 TORCH_MATCHES = {"sgd update", "rmsprop update"}
 

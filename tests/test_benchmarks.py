@@ -17,7 +17,8 @@ from fastnn.bench import cases
 
 #: (No optimizer: its result depends on how many times the benchmark calls it.)
 CASES = [cases.dense(256, 512, 512), cases.batchnorm(4096, 256), cases.cross_entropy(4096, 100),
-         cases.softmax(4096, 100)]
+         cases.softmax(4096, 100)] + [cases.elementwise_loss(4096, 100, kind)
+                                      for kind in cases.ELEMENTWISE_LOSSES]
 
 
 @pytest.mark.parametrize("backend", ["numpy", "cpu"])

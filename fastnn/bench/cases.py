@@ -308,6 +308,56 @@ def cross_entropy(m, c, seed=0):
                 nbytes=2.0 * m * c * 4)
 
 
+# --- elementwise losses --------------------------------------------------------------------------
+
+ELEMENTWISE_LOSSES = ("sigmoid_cross_entropy", "mean_squared_error")
+
+
+def _elementwise_loss_formula(xp, a, kind):
+    Z, Y, n = a["Z"], a["Y"], a["Z"].size
+    if kind == "sigmoid_cross_entropy":
+        loss = (xp.maximum(Z, 0) - Z * Y + xp.log1p(xp.exp(-xp.abs(Z)))).sum() / n
+        return (loss, (1 / (1 + xp.exp(-Z)) - Y) / n), {}
+    return (((Z - Y) ** 2).sum() / n, 2 * (Z - Y) / n), {}
+
+
+@workload
+def elementwise_loss(m, n, kind="sigmoid_cross_entropy", seed=0):
+    """A loss over every value, forward and backward, mean over the N = m n values: "sigmoid_
+    cross_entropy", max(z, 0) - z y + log(1 + exp(-|z|)) with dZ = (sigmoid(Z) - Y) / N (Y 0/1
+    labels); "mean_squared_error", (z - y)^2 with dZ = 2 (Z - Y) / N (Y standard normal).
+    Z: (m, n) with std 3. Results: (loss, dZ)."""
+    def data():
+        g = _rng(seed)
+        Z = g.standard_normal((m, n), dtype=F32) * F32(3)
+        Y = (g.integers(0, 2, (m, n)).astype(F32) if kind == "sigmoid_cross_entropy"
+             else g.standard_normal((m, n), dtype=F32))
+        return dict(Z=Z, Y=Y)
+
+    def fastnn(k, a):
+        dZ = k.empty((m, n), a.Z.dtype)
+        return lambda: getattr(k, kind)(a.Z, a.Y, out=dZ)
+
+    def torch(torch, a):
+        loss_fn = (torch.nn.functional.binary_cross_entropy_with_logits
+                   if kind == "sigmoid_cross_entropy" else torch.nn.functional.mse_loss)
+        a.Z.requires_grad_()
+
+        def run():
+            a.Z.grad = None
+            loss = loss_fn(a.Z, a.Y)
+            loss.backward()
+            return loss, a.Z.grad
+        return run
+
+    name = {"sigmoid_cross_entropy": "sigmoid-CE", "mean_squared_error": "MSE"}[kind]
+    # reads Z and Y, writes dZ
+    return Case(f"{name} fwd+bwd", (m, n), data,
+                dict(fastnn=fastnn, torch=torch,
+                     **_array_api(lambda xp, a: _elementwise_loss_formula(xp, a, kind))),
+                nbytes=3.0 * m * n * 4)
+
+
 # --- optimizer updates ---------------------------------------------------------------------------
 
 def _optimizer_formula(xp, a, rule):

@@ -12,7 +12,16 @@ the limits measured at the start (``fastnn.bench.machine``).
 import numpy as np
 
 from fastnn.bench import apart, machine, peers
-from fastnn.bench.cases import batchnorm, cross_entropy, dense, dropout, optimizer, softmax
+from fastnn.bench.cases import (
+    ELEMENTWISE_LOSSES,
+    batchnorm,
+    cross_entropy,
+    dense,
+    dropout,
+    elementwise_loss,
+    optimizer,
+    softmax,
+)
 from fastnn.bench.mlp import MLP_PARAMS, mlp
 from fastnn.bench.timing import ROUNDS, interleaved, ratio
 
@@ -23,11 +32,13 @@ GPU_STEP_BATCHES = (64, 4096)
 
 def table_cases(quick=False, gpu=False):
     """The rows (also the asv suite's cases): a training step's layers at batch 64 and the
-    issue's large shapes; the full table adds larger shapes and the other kernels (forward-only,
-    log-softmax, hardmax, the other optimizers); then the training steps."""
+    issue's large shapes, the elementwise losses; the full table adds larger shapes and the
+    other kernels (forward-only, log-softmax, hardmax, the other optimizers); then the training
+    steps."""
     rows = [dense(64, 784, 256), batchnorm(64, 256), cross_entropy(64, 10), softmax(64, 10),
             batchnorm(4096, 1024), cross_entropy(4096, 1000), optimizer(MLP_PARAMS),
             dropout(64, 256)]
+    rows += [elementwise_loss(4096, 1000, kind) for kind in ELEMENTWISE_LOSSES]
     if not quick:
         rows += [dense(256, 1024, 1024), dense(4096, 1024, 1024), batchnorm(65536, 256),
                  cross_entropy(65536, 100), softmax(4096, 1000), optimizer(4_000_000),
