@@ -25,13 +25,15 @@ def test_the_candidates_are_one_all_but_one_and_all():
 
 
 def test_each_count_is_timed_first_then_the_fastest_wins_and_others_are_retried(monkeypatch):
-    """A count's first run (compiling) is dropped and BURST runs time it; then the fastest
-    count runs, and every EXPLORE_EVERY-th run starts BURST runs of another, so that a change of
-    load is noticed; a count's estimate is the mean of its recent runs without the slowest."""
+    """A count's first run (compiling) is dropped and BURST runs time it, the counts in turns;
+    then the fastest count runs, and every EXPLORE_EVERY-th run starts BURST fresh runs of
+    another, so that a change of load is noticed; a count's estimate is the mean of its recent
+    runs without the slowest."""
     monkeypatch.setattr(config, "CPU_THREADS_EXPLORE_EVERY", 20)
     table = _Candidates(4)
     idle = {1: 3.0, 3: 1.2, 4: 1.0}
-    assert feed(table, idle, 15) == [4] * 5 + [3] * 5 + [1] * 5  # (all threads first)
+    # a run each to compile (all threads first), then BURST timed runs each, in turns
+    assert feed(table, idle, 15) == [4, 3, 1] * 5
     chosen = feed(table, idle, 20)
     assert chosen.count(4) >= 16 and set(chosen) > {4}  # (tried the others again)
     table.record(4, 50.0)  # a pause any count would have met
@@ -39,6 +41,20 @@ def test_each_count_is_timed_first_then_the_fastest_wins_and_others_are_retried(
     loaded = {1: 3.0, 3: 1.4, 4: 9.0}  # another process takes a core: all threads now wait
     chosen = feed(table, loaded, 30)
     assert chosen[-20:].count(3) >= 12  # (all but the tries of the others)
+
+
+def test_a_slow_start_is_forgotten_at_the_first_retry(monkeypatch):
+    """All threads met a slow start (first touches), so one thread won; the first retry of all
+    threads measures them afresh, and they win from then on."""
+    monkeypatch.setattr(config, "CPU_THREADS_EXPLORE_EVERY", 20)
+    table = _Candidates(2)
+    for n, seconds in [(2, 0), (1, 0)] + [(2, 5.0), (1, 2.0)] * 4:  # (compiles, then timed)
+        assert table.choose() == n
+        table.record(n, seconds)
+    chosen = feed(table, {1: 2.0, 2: 1.0}, 40)
+    retry = chosen.index(2)
+    assert retry < 20 and chosen[retry:retry + 4] == [2] * 4
+    assert chosen[retry:].count(1) <= 4  # (from then on all threads, but for a retry of one)
 
 
 def test_the_scope_keeps_the_callers_ceiling_and_restores_it():

@@ -5,7 +5,8 @@ that spin for a while after a call. Timed in one process they meet each other's 
 (and PyTorch pins its threads), so a table would partly measure which library ran before. Here
 each implementation gets its own long-lived worker process (``Workers``), as it would run in its
 own training program, and the parent takes the turns: ``interleaved``'s rounds, with the workers
-it does not ask waiting idle on their pipe.
+it does not ask waiting idle on their pipe: a worker answers only once its own threads have
+stopped spinning.
 
 A case travels as its recipe (``cases.Case.recipe``: the workload function and its arguments), so
 a worker builds the same seeded data with its own library; only seconds come back.
@@ -16,6 +17,19 @@ import traceback
 
 from fastnn.bench import peers
 from fastnn.bench.timing import ROUNDS, median_seconds
+
+
+def _wait_until_idle(window=0.02, busy=0.1, limit=2.0):
+    """Return once this process's threads have stopped using the CPU (under ``busy`` of a core
+    over ``window`` seconds), or after ``limit`` seconds: a library's pool that keeps spinning
+    after its calls (OpenBLAS: up to ~0.1 s, with yields) would otherwise slow the next
+    implementation's turn."""
+    end = time.perf_counter() + limit
+    while time.perf_counter() < end:
+        used = time.process_time()
+        time.sleep(window)
+        if time.process_time() - used < busy * window:
+            return
 
 
 def _serve(impl, conn, threads):
@@ -46,6 +60,7 @@ def _serve(impl, conn, threads):
                 pause, budget = args
                 time.sleep(pause)
                 reply = median_seconds(fn, budget, min_calls=1)
+                _wait_until_idle()
         except Exception:
             conn.send(("error", traceback.format_exc()))
         else:

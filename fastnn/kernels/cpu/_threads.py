@@ -11,10 +11,11 @@ So the CPU backend measures, in its ``kernel_scope`` and in each large kernel ca
 (``adapts``). Each host thread keeps, per kind of run and thread-count ceiling
 (``numba.get_num_threads()`` when the scope is entered: the user's own setting stays the
 ceiling), the candidates 1, ceiling - 1 and ceiling, and the wall times of the last ``KEPT`` runs
-made with each (all threads are timed first; the first run of each count is dropped: it
-compiles). A run uses the candidate whose mean time, the slowest run left out, is lowest; every
-``config.CPU_THREADS_EXPLORE_EVERY``-th run starts ``BURST`` runs of another candidate, in turn,
-so that a change of load shows within that many runs and a stale time is replaced by fresh ones.
+made with each (at first each count in turn, all threads first, until each has ``BURST`` timed
+runs; the first run of each count is dropped: it compiles). A run uses the candidate whose mean
+time, the slowest run left out, is lowest; every ``config.CPU_THREADS_EXPLORE_EVERY``-th run
+starts ``BURST`` runs of another candidate, in turn, timed afresh (its older times dropped), so
+that a change of load shows within that many runs.
 Runs that raise are not counted. ``config.CPU_ADAPTIVE_THREADS = False`` keeps the ceiling.
 """
 import collections
@@ -42,6 +43,8 @@ class _Candidates:
         self.compiled = set()  # counts whose first run (compiling) was dropped
         self.runs = 0
         self.trying, self.left = None, 0  # a count tried again, and its runs to go
+        self.fresh = None  # a count whose older times go when its next time comes
+        self.started = False  # whether every count has its first timed runs
         self.turn = 0
 
     def estimate(self, n):
@@ -58,9 +61,14 @@ class _Candidates:
     def choose(self):
         """The thread count for the next run."""
         self.runs += 1
-        for n in reversed(self.counts):  # first each count, all threads first: a run to
-            if n not in self.compiled or len(self.times[n]) < BURST:  # compile, BURST timed
-                return n
+        if not self.started:  # each count: a run to compile (all threads first), then BURST
+            # timed runs, the counts in turns, so that the first runs of a process (slower:
+            # pages touched the first time) fall on all of them alike
+            starting = [n for n in self.counts
+                        if n not in self.compiled or len(self.times[n]) < BURST]
+            if starting:
+                return min(starting, key=lambda n: (n in self.compiled, len(self.times[n]), -n))
+            self.started = True
         if self.left:
             self.left -= 1
             return self.trying
@@ -69,6 +77,7 @@ class _Candidates:
             others = [n for n in self.counts if n != best]
             self.turn = (self.turn + 1) % len(others)
             self.trying, self.left = others[self.turn], BURST - 1
+            self.fresh = self.trying  # (timed afresh: stale times would outvote the new ones)
             return self.trying
         return best
 
@@ -76,6 +85,9 @@ class _Candidates:
         if n not in self.compiled:
             self.compiled.add(n)  # (the first run of a count compiles its kernels)
             return
+        if n == self.fresh:
+            self.times[n].clear()
+            self.fresh = None
         self.times[n].append(seconds)
 
 
