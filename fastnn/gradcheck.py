@@ -53,11 +53,12 @@ def _numeric_gradient(objective, theta, eps):
 def gradcheck(model_or_layer, X, y, eps=1e-7, l2=0.0):
     """Check the backward pass of a float64 model or layer.
 
-    model: a ``Sequential`` with ``dtype=np.float64``; y are class labels; the objective is the
-    training loss (cross-entropy + L2 with ``l2``). layer: any fastnn layer; y is an upstream
-    gradient of the layer's output shape and the objective is sum(layer(X) * y); the input
-    gradient dX is checked too. Dropout layers keep one mask during the check; running
-    statistics are restored afterwards. Returns a ``GradcheckResult``.
+    model: a ``Sequential`` with ``dtype=np.float64``; y are its loss's targets (class labels,
+    0/1 labels, values); the objective is the training loss (the model's loss + L2 with
+    ``l2``). layer: any fastnn layer; y is an upstream gradient of the layer's output shape and
+    the objective is sum(layer(X) * y); the input gradient dX is checked too. Dropout layers
+    keep one mask during the check; running statistics are restored afterwards.
+    Returns a ``GradcheckResult``.
     """
     if not isinstance(eps, numbers.Real) or not 0 < eps < 1:
         raise ValueError(f"gradcheck: eps must be a number in (0, 1), got {eps!r}")

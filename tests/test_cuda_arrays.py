@@ -98,6 +98,17 @@ def test_count_correct(rng, kind):
     assert isinstance(n, int) and n == ref.count_correct(Z, y) >= 4
 
 
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape", [(13, 1), (13,), (9, 4)])
+def test_count_binary_correct(rng, kind, shape):
+    """Signs of Z against targets thresholded at 0.5 (probabilities too), over several blocks."""
+    Z = rng.integers(-2, 3, shape).astype(np.float64)  # zeros: on the negative side
+    Y = rng.random(shape)
+    n = kc.count_binary_correct(*on(kind, Z, Y))
+    assert isinstance(n, int) and n == ref.count_binary_correct(Z, Y)
+    assert n == np.count_nonzero((Z > 0) == (Y >= 0.5))
+
+
 @pytest.mark.parametrize("size", [37, 8, 3])
 def test_sum_squares(rng, size):
     """37 = 9 rows of 4 columns and 1 left over; 8: none left over; 3: only left over."""

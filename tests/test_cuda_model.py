@@ -1,6 +1,7 @@
 """A model on the "cuda" backend (Numba's CUDA simulator, small launch sizes): ``fastnn.nn``
 runs on the CUDA kernels and array functions with everything kept on the device."""
 import numpy as np
+import pytest
 from test_cuda_kernels import (
     pytestmark,  # noqa: F401  (the same warning filters)
     small_blocks,  # noqa: F401  (autouse fixture: applies here too)
@@ -57,3 +58,36 @@ def test_fit_on_cuda_keeps_the_data_on_the_device_and_matches_cpu(rng, tmp_path)
     np.testing.assert_allclose(gpu[2], cpu[2], rtol=1e-4)
     np.testing.assert_allclose(gpu[3], gpu[1], rtol=1e-6)
     assert gpu[4] == cpu[4] == 6
+
+
+@pytest.mark.parametrize("loss, outputs", [("sigmoid_cross_entropy", 1),
+                                           ("sigmoid_cross_entropy", 2),
+                                           ("mean_squared_error", 1)])
+def test_binary_multilabel_and_regression_models_match_cpu(rng, loss, outputs):
+    """A model with a Normalization layer and each loss beyond softmax cross-entropy: fit
+    (statistics learned on the device's data, validation metrics), predict, predict_proba and
+    evaluate agree with the cpu backend."""
+    from fastnn import optim
+    from fastnn.nn import Dense, Normalization, ReLU, Sequential
+
+    X = rng.standard_normal((10, 3)).astype(np.float32) * 4 + 2
+    y = (rng.random((10, outputs)) < 0.5).astype(np.float32)
+    if loss == "mean_squared_error":
+        y = X[:, :1] - X[:, 1:2]
+    runs = {}
+    for backend in ("cpu", "cuda"):
+        model = Sequential([Normalization(), Dense(4), ReLU(), Dense(outputs)], loss=loss,
+                           backend=backend)
+        history = model.fit(X, y, epochs=2, batch_size=5, optimizer=optim.Adam(0.05),
+                            validation_data=(X, y), verbose=False)
+        proba = model.predict_proba(X) if loss != "mean_squared_error" else None
+        runs[backend] = (history.history, model.predict(X), proba,
+                         model.evaluate(X, y, return_dict=True))
+    cpu, gpu = runs["cpu"], runs["cuda"]
+    assert set(gpu[0]) == set(cpu[0])
+    for key in cpu[0]:
+        np.testing.assert_allclose(gpu[0][key], cpu[0][key], rtol=1e-4, atol=1e-6, err_msg=key)
+    np.testing.assert_allclose(gpu[1], cpu[1], rtol=1e-4, atol=1e-6)
+    if cpu[2] is not None:
+        np.testing.assert_allclose(gpu[2], cpu[2], rtol=1e-4, atol=1e-6)
+    assert gpu[3] == pytest.approx(cpu[3], rel=1e-4, abs=1e-6)

@@ -43,6 +43,12 @@ def count_correct(Z, y):
     return int(np.count_nonzero(np.argmax(Z, axis=1) == y))
 
 
+def count_binary_correct(Z, Y):
+    """How many values of Z fall on their target's side: z > 0 where y >= 0.5, z <= 0
+    elsewhere (binary and multi-label accuracy). Z, Y: one shape."""
+    return int(np.count_nonzero((Z > 0) == (Y >= 0.5)))
+
+
 def sum_squares(a):
     """sum(a^2) as a Python float."""
     flat = a.reshape(-1)

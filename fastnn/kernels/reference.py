@@ -15,6 +15,7 @@ import numpy as np
 from fastnn.kernels._host_arrays import (  # noqa: F401
     assign,
     copy,
+    count_binary_correct,
     count_correct,
     dropout_backward,
     dropout_forward,

@@ -133,3 +133,38 @@ def labels(fn, y, n_rows, n_classes, kernels, device_range=True):
         raise ValueError(f"{fn}: label {bad} is outside [0, {n_classes}), the model's "
                          f"{n_classes} outputs")
     return y.astype(np.intp, copy=False) if host else y
+
+
+def value_targets(fn, y, n_rows, n_outputs, dtype, kernels, unit_interval=False):
+    """y as finite real targets (n_rows, n_outputs) of ``dtype`` ((n_rows,) is taken for one
+    output), C-contiguous; with ``unit_interval`` each in [0, 1] (labels 0/1, or
+    probabilities). A host array for a host backend; a device array stays on the device for a
+    device backend ``kernels`` (its dtype must then be ``dtype``; its values are checked on a
+    host copy)."""
+    y, host = host_or_device(y, kernels)
+    dtype = np.dtype(dtype)
+    if np.dtype(y.dtype).kind not in "fiub":
+        raise ValueError(f"{fn}: y must be real or boolean targets, got dtype {y.dtype}")
+    if len(y.shape) == 1 and n_outputs == 1:
+        y = y.reshape(-1, 1)
+    if len(y.shape) != 2 or y.shape[0] != n_rows or y.shape[1] != n_outputs:
+        one = f" or ({n_rows},)" if n_outputs == 1 else ""
+        raise ValueError(f"{fn}: y must have shape ({n_rows}, {n_outputs}){one} (a target per "
+                         f"row of X and per output of the model), got shape {tuple(y.shape)}")
+    if host:
+        y = np.ascontiguousarray(y, dtype=dtype)
+    elif y.dtype != dtype:
+        raise TypeError(f"{fn}: y on the device must have the model's dtype {dtype}, got "
+                        f"{y.dtype}")
+    values = y if host else kernels.to_host(y)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        raise ValueError(f"{fn}: y contains NaN or inf ({int(bad.sum())} values, first at row "
+                         f"{int(np.argwhere(bad)[0][0])})")
+    if unit_interval:
+        outside = (values < 0) | (values > 1)
+        if outside.any():
+            raise ValueError(f"{fn}: y must be in [0, 1] (0/1 labels or probabilities), got "
+                             f"{int(outside.sum())} values outside, first "
+                             f"{values[outside][0]!r} at row {int(np.argwhere(outside)[0][0])}")
+    return y

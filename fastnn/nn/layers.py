@@ -27,10 +27,10 @@ import weakref
 import numpy as np
 
 from fastnn import backend as _backend
-from fastnn.kernels.base import ACTIVATIONS
+from fastnn.kernels.base import ACTIVATIONS, to_host
 from fastnn.kernels.base import Activation as ActivationName
 from fastnn.nn import initializers
-from fastnn.nn.checks import number
+from fastnn.nn.checks import inputs, number
 from fastnn.nn.workspace import Workspace
 
 
@@ -292,6 +292,92 @@ class Sigmoid(Activation):
         return {}
 
 
+class Normalization(Layer):
+    """Inputs standardized per feature with statistics of the training data, as Keras'
+    ``Normalization`` and scikit-learn's ``StandardScaler``: Y = (X - mean) / sqrt(variance).
+
+    ``mean`` and ``variance`` (the population variance; 1 for a feature whose standard deviation
+    is below 10 machine epsilons, which is then only centred) are learned by ``adapt(X)``, or,
+    when the layer is the model's first and not adapted yet, from the training data at the start
+    of the first ``fit``. They are not trained: evaluation and prediction apply them unchanged,
+    and they are saved with the model (with ``count``, the rows they came from; 0: not adapted);
+    building the model again keeps them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mean = self.variance = self.count = None
+        self._pending = None  # (mean, variance, count) from an adapt() before the model is built
+
+    def adapt(self, X) -> Normalization:
+        """Learn the mean and variance of each column of X (n_samples, n_features), in float64;
+        returns the layer. Before the model is built they are kept until it is."""
+        fn = "Normalization.adapt"
+        n = None if self.mean is None else self.mean.shape[0]
+        X = inputs(fn, X, np.float64, _backend.get("numpy"), n, "the layer normalizes")
+        mean, variance = X.mean(axis=0), X.var(axis=0)
+        variance[np.sqrt(variance) < 10 * np.finfo(np.float64).eps] = 1.0
+        self._pending = (mean, variance, np.array([X.shape[0]], np.float64))
+        if self.mean is not None:
+            self._assign_pending()
+        return self
+
+    @property
+    def adapted(self) -> bool:
+        """Whether the statistics have been learned (``adapt``, a ``fit``, or a loaded model)."""
+        if self.count is None:
+            return self._pending is not None
+        return float(np.asarray(self.kernels.to_host(self.count))[0]) > 0
+
+    def _assign_pending(self):
+        k, dtype = self.kernels, self.mean.dtype
+        for target, value in zip((self.mean, self.variance, self.count), self._pending):
+            k.assign(target, k.to_backend(value.astype(dtype)))
+        self._pending = None
+
+    def bind(self, params, grads, input_grad=True):
+        super().bind(params, grads, input_grad)
+        model = self.model
+        n, dtype = self._width, model.dtype if model is not None else np.float32
+        if self._pending is None and self.mean is not None and self.adapted:
+            self._pending = tuple(np.asarray(to_host(a), np.float64)  # (a new build keeps them)
+                                  for a in (self.mean, self.variance, self.count))
+        k = self.kernels
+        self.mean, self.count = k.zeros(n, dtype), k.zeros(1, dtype)
+        self.variance, self._ones = (k.to_backend(np.ones(n, dtype)) for _ in range(2))
+        self._zeros = k.zeros(n, dtype)
+        if self._pending is not None:
+            if self._pending[0].shape[0] != n:
+                raise ValueError(f"Normalization: adapted to {self._pending[0].shape[0]} "
+                                 f"features, but the model gives it {n}")
+            self._assign_pending()
+
+    def param_specs(self, n_in):
+        """No parameters; the width n_in is noted for ``bind``, which makes the statistics."""
+        self._width = n_in
+        return {}
+
+    def forward(self, X, training):
+        Y, self._cache = self.kernels.batchnorm_forward(
+            X, self._ones, self._zeros, self.mean, self.variance, training=False, eps=0.0,
+            out=self._output("Y", X, training))
+        return Y
+
+    def backward(self, dA, overwrite_dA=False):
+        """dX = dA / sqrt(variance) (only when a layer before needs it)."""
+        n = dA.shape[1]
+        dX, _, _ = self.kernels.batchnorm_backward(
+            dA, self._cache, out=(self._like("dX", dA), self._work("dgamma", (n,), dA.dtype),
+                                  self._work("dbeta", (n,), dA.dtype)))
+        return dX
+
+    def state(self):
+        return {"mean": self.mean, "variance": self.variance, "count": self.count}
+
+    def config(self):
+        return {}
+
+
 class Dropout(Layer):
     """Inverted dropout: in training, Y = X * mask / keep_prob with mask ~ Bernoulli(keep_prob)
     and keep_prob = 1 - rate (``rate`` is the drop probability, as in PyTorch and Keras); at
@@ -368,4 +454,5 @@ def claim_layers(model, layers):
         layer._model = weakref.ref(model)
 
 
-LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, ReLU, Tanh, Sigmoid, Dropout)}
+LAYERS = {cls.__name__: cls for cls in (Dense, BatchNorm, Activation, ReLU, Tanh, Sigmoid, Dropout,
+                                         Normalization)}

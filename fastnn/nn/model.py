@@ -1,7 +1,8 @@
 """Sequential: a stack of layers with its parameters in one flat buffer (and their gradients in
-another), the forward and backward passes, the softmax cross-entropy loss (plus optional L2) and
-inference. Training runs in ``fastnn.nn.training`` and saving in ``fastnn.nn.saving``; ``fit``,
-``train_on_batch`` and ``save`` stay methods here, where users call them.
+another), the forward and backward passes, the loss (``fastnn.nn.losses``: softmax or sigmoid
+cross-entropy, mean squared error; plus optional L2) and inference. Training runs in
+``fastnn.nn.training`` and saving in ``fastnn.nn.saving``; ``fit``, ``train_on_batch`` and ``save``
+stay methods here, where users call them.
 
 Keras-like use::
 
@@ -27,13 +28,13 @@ from numpy.typing import ArrayLike, DTypeLike
 from fastnn import backend as _backend
 from fastnn.errors import NonFiniteError
 from fastnn.kernels.base import Backend
-from fastnn.nn import checks, initializers, training
+from fastnn.nn import checks, initializers, losses, training
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layers import BatchNorm, Layer, claim_layers, fuse_layers
 from fastnn.nn.workspace import Workspace
 from fastnn.optim import Optimizer
 
-LOSSES = ("softmax_cross_entropy",)
+LOSSES = tuple(losses.LOSSES) + tuple(losses.ALIASES)
 
 #: What ``get_weights`` returns and ``set_weights`` takes: (flat parameters, [per layer
 #: {state name: array}]).
@@ -41,9 +42,13 @@ Weights = tuple[np.ndarray, list[dict[str, np.ndarray]]]
 
 
 class Sequential:
-    """Layers applied in order; the last one gives the logits (n_samples, n_classes).
+    """Layers applied in order; the last one gives the outputs (n_samples, n_outputs): logits for
+    the cross-entropy losses, predictions for regression.
 
-    loss: "softmax_cross_entropy" (labels are class indices). backend: "numpy" | "cpu" |
+    loss (``fastnn.nn.losses``): "softmax_cross_entropy" (multiclass: y class indices),
+    "sigmoid_cross_entropy" or "binary_cross_entropy" (binary with one output, multi-label with
+    one per label: y 0/1 or probabilities, (n_samples,) or (n_samples, n_outputs)),
+    "mean_squared_error" or "mse" (regression: y values, likewise). backend: "numpy" | "cpu" |
     "cuda" | None (the default backend), used by every layer and the optimizer. dtype: float32
     (default) or float64. The parameters are built on the first ``fit``/``build`` from the
     feature count. Arrays returned by ``forward`` and ``backward`` are on the backend (device
@@ -60,12 +65,12 @@ class Sequential:
         layers = list(layers)
         if not layers or not all(isinstance(layer, Layer) for layer in layers):
             raise TypeError("Sequential: layers must be a non-empty list of fastnn.nn layers")
-        if loss not in LOSSES:
-            raise ValueError(f"Sequential: unknown loss {loss!r}; expected one of {LOSSES}")
+        loss_fn = losses.get(loss)
         if np.dtype(dtype) not in (np.float32, np.float64):
             raise TypeError(f"Sequential: dtype must be float32 or float64, got {dtype}")
         claim_layers(self, layers)  # (last check: a failed constructor claims nothing)
-        self.layers, self.loss, self.dtype = layers, loss, np.dtype(dtype)
+        self.layers, self.loss, self.dtype = layers, loss_fn.name, np.dtype(dtype)
+        self._loss_fn = loss_fn
         self.backend = backend
         for layer in layers:
             layer.backend = backend
@@ -289,13 +294,14 @@ class Sequential:
 
     def loss_and_gradients(self, X: ArrayLike, y: ArrayLike,
                            l2: float = 0.0) -> tuple[float, int]:
-        """Training-mode loss on (X, y), cross-entropy + l2 / (2 m) * sum of squared weights,
+        """Training-mode loss on (X, y), the model's loss + l2 / (2 m) * sum of squared weights,
         with every gradient in ``flat_grads`` (dW gets + l2 / m * W). Returns (loss, number of
-        rows whose logits' argmax is the label)."""
+        right predictions: rows whose argmax is the label for softmax cross-entropy, values on
+        their target's side for sigmoid cross-entropy, 0 for regression)."""
         fn = "Sequential.loss_and_gradients"
         self._require_built("loss_and_gradients")
         X = self._inputs(fn, X)
-        y = checks.labels(fn, y, X.shape[0], self.n_classes, self._kernels())
+        y = self._targets(fn, y, X.shape[0], self.n_classes)
         l2 = checks.l2(fn, l2)
         self._check_batch_rows(fn, X.shape[0])
         k = self._kernels()
@@ -311,13 +317,13 @@ class Sequential:
             raise
 
     def _loss_and_gradients(self, X, y, l2):
-        """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y class
-        ids in range): the training step's path, with no checks and no large allocations."""
+        """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y checked
+        by ``_targets``): the training step's path, with no checks and no large allocations."""
         k = self._kernels()
         logits = self._forward(X, training=True)
         dZ = self.workspace.array("dlogits", logits.shape, logits.dtype, k.empty)
-        loss, dZ = k.softmax_cross_entropy(logits, y, out=dZ)
-        n_correct = k.count_correct(logits, y)
+        loss, dZ = self._loss_fn.compute(k, logits, y, dZ)
+        n_correct = self._loss_fn.correct(k, logits, y)
         self._backward(dZ)
         if l2:
             m = X.shape[0]
@@ -328,6 +334,12 @@ class Sequential:
                 loss += l2 / (2 * m) * k.sum_squares(W)
                 k.add_scaled(dW, l2 / m, W)
         return loss, n_correct
+
+    def _targets(self, fn, y, n_rows, n_outputs, device_range=True):
+        """y checked for the model's loss (``Loss.targets``) and ``n_outputs`` outputs, in the
+        form its kernel takes."""
+        return self._loss_fn.targets(fn, y, n_rows, n_outputs, self.dtype, self._kernels(),
+                                     device_range)
 
     def _inputs(self, fn, X, finite=True):
         """X checked for this model (``checks.inputs``): its dtype, and its feature count once
@@ -411,30 +423,50 @@ class Sequential:
             return self._forward(X, False)
 
     def predict_proba(self, X: ArrayLike) -> np.ndarray:
-        """Class probabilities softmax(logits), (n_samples, n_classes), a NumPy array."""
+        """Probabilities (n_samples, n_outputs), a NumPy array: softmax of the logits for
+        softmax cross-entropy, the sigmoid of each for sigmoid cross-entropy (a regression model
+        has none: ValueError)."""
+        if not self._loss_fn.classifier:
+            raise ValueError(f"Sequential.predict_proba: a regression model (loss "
+                             f"{self.loss!r}) gives values, not probabilities; use predict")
         k = self._kernels()
-        return np.asarray(k.to_host(k.softmax(self._logits("predict_proba", X))))
+        return np.asarray(k.to_host(self._loss_fn.probabilities(
+            k, self._logits("predict_proba", X))))
 
     def predict(self, X: ArrayLike) -> np.ndarray:
-        """Predicted class ids (n_samples,), a NumPy array."""
-        return np.argmax(self._kernels().to_host(self._logits("predict", X)), axis=1)
+        """Predictions, a NumPy array: class ids (n_samples,) for softmax cross-entropy; 0/1
+        labels for sigmoid cross-entropy ((n_samples,) for one output, else (n_samples,
+        n_outputs)); values for regression (likewise)."""
+        return self._loss_fn.predict(np.asarray(self._kernels().to_host(
+            self._logits("predict", X))))
 
-    def evaluate(self, X: ArrayLike, y: ArrayLike) -> tuple[float, float]:
-        """(mean cross-entropy, accuracy) on (X, y), in inference mode (no L2 term)."""
+    def evaluate(self, X: ArrayLike, y: ArrayLike,
+                 return_dict: bool = False) -> tuple[float, float] | dict[str, float]:
+        """(mean loss, metric) on (X, y) in inference mode (no L2 term): the metric is the
+        accuracy for classification and R^2 for regression. ``return_dict`` (as in Keras): a
+        dict instead, {"loss", "accuracy"} or {"loss", "r2", "mae"} (the mean absolute
+        error)."""
         fn = "Sequential.evaluate"
         self._require_built("evaluate")
         X = self._inputs(fn, X)
+        y = self._targets(fn, y, X.shape[0], self.n_classes)
         k = self._kernels()
-        y = checks.labels(fn, y, X.shape[0], self.n_classes, k)
         with self._lock:
-            return self._evaluate(k.to_backend(X), k.to_backend(y))
+            scores = self._evaluate(k.to_backend(X), k.to_backend(y))
+        return scores if return_dict else (scores["loss"], scores[self._loss_fn.metric])
 
     def _evaluate(self, X, y):
-        """``evaluate`` on checked data already on the backend."""
+        """``evaluate``'s dict on checked data already on the backend."""
         k = self._kernels()
-        logits = self._forward(X, False)
-        loss, _ = k.softmax_cross_entropy(logits, y)
-        return loss, k.count_correct(logits, y) / X.shape[0]
+        outputs = self._forward(X, False)
+        loss, _ = self._loss_fn.compute(k, outputs, y, None)
+        loss = float(loss)
+        if self._loss_fn.classifier:
+            judged = self._loss_fn.judged(X.shape[0], self.n_classes)
+            return {"loss": loss, "accuracy": int(self._loss_fn.correct(k, outputs, y)) / judged}
+        errors = np.asarray(k.to_host(outputs), np.float64) - np.asarray(k.to_host(y), np.float64)
+        return {"loss": loss, "r2": losses.r2_score(loss, losses.target_variance(y)),
+                "mae": float(np.mean(np.abs(errors)))}
 
     # --- saving -----------------------------------------------------------------------------------
 

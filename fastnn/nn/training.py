@@ -15,15 +15,18 @@ from fastnn import backend as _backend
 from fastnn import optim
 from fastnn.data import minibatch_indices
 from fastnn.errors import TrainingDivergedError
-from fastnn.nn import checks
+from fastnn.nn import checks, losses
 from fastnn.nn.callbacks import Callback
+from fastnn.nn.layers import Normalization
 
 FIT = "Sequential.fit"
 
 
 class History:
-    """Per-epoch records of ``fit``: ``history["loss"]``, ``"accuracy"``, ``"val_loss"``,
-    ``"val_accuracy"``, ``"lr"`` (lists, one value per epoch), as Keras' ``History.history``."""
+    """Per-epoch records of ``fit`` (lists, one value per epoch), as Keras' ``History.history``:
+    ``history["loss"]``, the metric (``"accuracy"`` for classification, ``"r2"`` for regression),
+    ``"lr"``, and with validation data ``"val_loss"`` and ``"val_accuracy"``, or ``"val_loss"``,
+    ``"val_r2"`` and ``"val_mae"``."""
 
     def __init__(self):
         self.history, self.epoch = {}, []
@@ -63,22 +66,30 @@ def fit(model, X, y, epochs, batch_size, optimizer, l2, schedule, validation_dat
         raise TypeError(f"{fn}: callbacks must be fastnn.nn.Callback instances")
     X = model._inputs(fn, X)
     n_classes = _n_classes(model, X.shape[1])
-    y = checks.labels(fn, y, X.shape[0], n_classes, model._kernels())
+    y = model._targets(fn, y, X.shape[0], n_classes)
     X, y, validation = _validation(model, X, y, n_classes, validation_data, validation_split)
     model._check_batch_rows(fn, X.shape[0])
     if batch_size < 2 and model._batch_statistics():
         raise ValueError(f"{fn}: batch_size must be >= 2 for a model with BatchNorm (batch "
                          f"statistics), got {batch_size}")
     optimizer = _optimizer(fn, model, optimizer, X.shape[1])
-    logged = ["loss", "accuracy", "lr"] + (["val_loss", "val_accuracy"] if validation else [])
+    logged = _logged(model, validation is not None)
     for c in callbacks:
         c.check_logged(fn, logged)
     if schedule is not None:  # a schedule's first value is checked before anything changes
         first = initial_epoch * _n_batches(model, X.shape[0], batch_size) if \
             _per_step(schedule) else initial_epoch
         checks.scheduled_lr(fn, schedule, first, optimizer)
+    unadapted = [i for i, layer in enumerate(model.layers)
+                 if isinstance(layer, Normalization) and not layer.adapted]
+    if any(i > 0 for i in unadapted):
+        raise ValueError(f"{fn}: layer {unadapted[-1]} (Normalization) has not learned its "
+                         "statistics; only a first layer learns them from the training data: "
+                         "call its adapt() with its inputs first")
     if model.n_features is None:
         model.build(X.shape[1], seed)
+    if unadapted:  # (the training data only: a validation split is left out)
+        model.layers[0].adapt(X)
     return _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, l2,
                 schedule, callbacks, shuffle, seed, verbose)
 
@@ -97,7 +108,7 @@ def _validation(model, X, y, n_classes, validation_data, validation_split):
         k = model._kernels()
         X_val = checks.inputs(fn, validation_data[0], model.dtype, k, X.shape[1],
                               "the training data")
-        return X, y, (X_val, checks.labels(fn, validation_data[1], X_val.shape[0], n_classes, k))
+        return X, y, (X_val, model._targets(fn, validation_data[1], X_val.shape[0], n_classes))
     if not validation_split:
         return X, y, None
     split = checks.number(fn, "validation_split", validation_split, 0.0, 1.0)
@@ -117,9 +128,11 @@ def _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, 
     if validation is not None:
         validation = tuple(k.to_backend(a) for a in validation)
     model.optimizer, model.stop_training, history = optimizer, False, History()
+    metric = model._loss_fn.metric
     for c in callbacks:
         c.on_train_begin(model)
     fold, per_step = model._batch_statistics(), _per_step(schedule)
+    score = _scorer(model, y)
     n_batches = _n_batches(model, X.shape[0], batch_size)
     progress = _progress((epochs - initial_epoch) * n_batches, verbose)
     step = initial_epoch * n_batches
@@ -136,7 +149,7 @@ def _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, 
                                                    fold_single_row=fold)):
             if per_step:
                 optimizer.lr = checks.scheduled_lr(FIT, schedule, step, optimizer)
-            Xb, yb = _batch(model, k, X, rows), _batch(model, k, y, rows)
+            Xb, yb = _batch(model, k, X, rows, "X"), _batch(model, k, y, rows, "y")
             loss, n_correct = train_step(model, Xb, yb, l2, optimizer,
                                          f"at epoch {epoch + 1}, step {b + 1}")
             total += loss * Xb.shape[0]
@@ -146,11 +159,13 @@ def _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, 
             if progress is not None:
                 progress.update(1)
                 progress.set_postfix(refresh=False, epoch=epoch + 1, loss=f"{total / seen:.4f}",
-                                     acc=f"{correct / seen:.3f}")
-        logs = {"loss": total / seen, "accuracy": correct / seen, "lr": float(optimizer.lr)}
+                                     **{metric[:3]: f"{score(total / seen, correct, seen):.3f}"})
+        logs = {"loss": total / seen, metric: score(total / seen, correct, seen),
+                "lr": float(optimizer.lr)}
         if validation is not None:
             with model._lock:
-                logs["val_loss"], logs["val_accuracy"] = model._evaluate(*validation)
+                logs.update({f"val_{name}": value
+                             for name, value in model._evaluate(*validation).items()})
         history.append(epoch, logs)
         for c in callbacks:
             c.on_epoch_end(model, epoch, logs)
@@ -165,13 +180,12 @@ def _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, 
 
 def train_on_batch(model, X, y, optimizer, l2):
     """``Sequential.train_on_batch``: the arguments checked, then one ``train_step``; returns
-    (loss, accuracy)."""
+    (loss, the batch's metric: accuracy, or R^2 for regression)."""
     fn = "Sequential.train_on_batch"
     X = model._inputs(fn, X, finite=False)  # NaN/inf: found by the kernels, named below
     n_classes = _n_classes(model, X.shape[1])
     y_given = y  # (labels on the device: their range is checked by the kernels, named below)
-    y = checks.labels(fn, y, X.shape[0], n_classes, model._kernels(),
-                      device_range=False)
+    y = model._targets(fn, y, X.shape[0], n_classes, device_range=False)
     l2 = checks.l2(fn, l2)
     model._check_batch_rows(fn, X.shape[0])
     if optimizer is None or (isinstance(optimizer, str) and isinstance(
@@ -187,9 +201,9 @@ def train_on_batch(model, X, y, optimizer, l2):
         model._inputs(fn, X)  # a ValueError naming X when the NaN/inf came with the data
         raise
     except ValueError:
-        checks.labels(fn, y_given, X.shape[0], n_classes, model._kernels())  # (names the label)
+        model._targets(fn, y_given, X.shape[0], n_classes)  # (names the label)
         raise
-    return loss, n_correct / X.shape[0]
+    return loss, _scorer(model, y)(loss, n_correct, X.shape[0])
 
 
 def train_step(model, X, y, l2, optimizer, where):
@@ -223,6 +237,24 @@ def train_step(model, X, y, l2, optimizer, where):
     return loss, n_correct
 
 
+def _logged(model, validation):
+    """The keys ``fit`` logs for ``model`` (with validation data or not)."""
+    metric = model._loss_fn.metric
+    val = ["val_loss", f"val_{metric}"] + (["val_mae"] if metric == "r2" else [])
+    return ["loss", metric, "lr"] + (val if validation else [])
+
+
+def _scorer(model, y):
+    """``score(mean loss, right predictions, rows)``: the metric of a built model's training
+    steps on targets from ``y``: the share of right predictions, or R^2 from the mean squared
+    error and the variance of y's outputs."""
+    if model._loss_fn.classifier:
+        per_row = model._loss_fn.judged(1, model.n_classes)
+        return lambda loss, correct, rows: correct / (rows * per_row)
+    variance = losses.target_variance(y)
+    return lambda loss, correct, rows: losses.r2_score(loss, variance)
+
+
 def _optimizer(fn, model, optimizer, n_features):
     """The optimizer to train with (Adam(1e-3) for None, or from its name), checked to fit the
     model's parameters for ``n_features`` inputs: its backend keeps arrays where the model's
@@ -248,12 +280,13 @@ def _n_classes(model, n_features):
         model._param_specs(n_features)[1]
 
 
-def _batch(model, k, a, rows):
-    """a[rows] (a mini-batch) in a workspace array of the model; only ``rows`` crosses to the
-    device of the backend ``k``."""
+def _batch(model, k, a, rows, name):
+    """a[rows] (a mini-batch) in the model's workspace array ``"batch " + name`` (one per
+    role: X and 2-D targets must not share a buffer); only ``rows`` crosses to the device of
+    the backend ``k``."""
     if isinstance(rows, slice):
         return a[rows]
-    out = model.workspace.array(f"batch{a.ndim}", (len(rows),) + a.shape[1:], a.dtype, k.empty)
+    out = model.workspace.array(f"batch {name}", (len(rows),) + a.shape[1:], a.dtype, k.empty)
     return k.take_rows(a, rows, out)
 
 

@@ -11,6 +11,7 @@ call (oneMKL or SciPy's OpenBLAS, see ``fastnn.config.BLAS``), as a line of text
 from fastnn.kernels._host_arrays import (
     assign,
     copy,
+    count_binary_correct,
     dropout_backward,
     dropout_forward,
     empty,
@@ -83,8 +84,8 @@ sigmoid_cross_entropy = adapts(sigmoid_cross_entropy)
 
 __all__ = ["BLAS_PROVIDER", "activation_backward", "activation_forward", "adam_update",
            "add_scaled", "assign", "batchnorm_backward", "batchnorm_forward", "copy",
-           "count_correct", "dense_backward", "dense_forward", "dropout_backward",
-           "dropout_forward", "empty", "hardmax", "kernel_scope", "log_softmax",
+           "count_binary_correct", "count_correct", "dense_backward", "dense_forward",
+           "dropout_backward", "dropout_forward", "empty", "hardmax", "kernel_scope", "log_softmax",
            "mean_squared_error", "momentum_update", "on_device", "rmsprop_update", "sgd_update",
            "sigmoid_cross_entropy", "softmax", "softmax_cross_entropy", "sum_squares", "take_rows",
            "to_backend", "to_host", "zeros"]

@@ -31,7 +31,11 @@ from fastnn.kernels.cuda.dense import (
     dense_forward,
 )
 from fastnn.kernels.cuda.dropout import dropout_backward, dropout_forward
-from fastnn.kernels.cuda.losses import mean_squared_error, sigmoid_cross_entropy
+from fastnn.kernels.cuda.losses import (
+    count_binary_correct,
+    mean_squared_error,
+    sigmoid_cross_entropy,
+)
 from fastnn.kernels.cuda.optim import (
     adam_update,
     add_scaled,
@@ -55,7 +59,8 @@ checks_now = deferred_checks.suspended
 on_device = True
 
 __all__ = ["activation_backward", "activation_forward", "adam_update", "add_scaled", "assign",
-           "batchnorm_backward", "batchnorm_forward", "checks_now", "copy", "count_correct",
+           "batchnorm_backward", "batchnorm_forward", "checks_now", "copy",
+           "count_binary_correct", "count_correct",
            "dense_backward", "dense_forward", "dropout_backward", "dropout_forward", "empty",
            "gpu_available", "hardmax", "is_simulator", "kernel_scope", "log_softmax",
            "mean_squared_error", "momentum_update", "on_device", "require_gpu", "rmsprop_update",

@@ -21,14 +21,15 @@ from fastnn.kernels.cuda._launch import setting
 from fastnn.kernels.cuda._math import add_count, grid_sum, nonfinite
 from fastnn.kernels.cuda._transfer import DeviceCall, flat
 
-SIGMOID_CE, SQUARED_ERROR = range(2)
+SIGMOID_CE, SQUARED_ERROR, BINARY_CORRECT = range(3)
 
 
 @functools.lru_cache(maxsize=None)
 def _kernel(threads):
     """The loss kernel for blocks of ``threads`` threads (compile-time shared-memory sizes). The
     block sums go to partial[block], and the last block writes their total to result[0];
-    tickets: ``last_block``'s counter, zero between launches."""
+    tickets: ``last_block``'s counter, zero between launches. ``BINARY_CORRECT`` sums the values
+    whose sign (z > 0) matches the label (y >= 0.5) instead, and writes nothing."""
 
     @cuda.jit
     def kernel(mode, Z, Y, out, scale, partial, tickets, result, bad):
@@ -38,6 +39,10 @@ def _kernel(threads):
         total, count = 0.0, 0
         for i in range(cuda.grid(1), Z.size, cuda.gridsize(1)):
             z, y = Z[i], Y[i]
+            if mode == BINARY_CORRECT:  # (counts; writes nothing)
+                if (z > zero) == (y >= Y.dtype.type(0.5)):
+                    total += 1.0
+                continue
             if mode == SIGMOID_CE:
                 # e = exp(-|z|) <= 1 never overflows: sigmoid(z) = 1 / (1 + e) for z >= 0,
                 # e / (1 + e) below; the term max(z, 0) - z y + log1p(e)
@@ -58,13 +63,9 @@ def _kernel(threads):
     return kernel
 
 
-def _loss(mode, Z, Y, out, factor, target):
-    """Launch the loss kernel on the call's arrays: (mean loss, dZ) with dZ = the term's
-    derivative * factor / N (``target``: the name of Y). Inside ``kernel_scope`` on device
-    arrays the loss is a ``Pending`` number, read when the scope ends."""
-    call = DeviceCall(Z, Y, out, values=1)
-    Zd, Yd = call.read(Z, "Z"), call.read(Y, target)
-    dZ = call.output(out, Zd.shape, Zd.dtype)
+def _launch(mode, call, Zd, Yd, dZ, factor):
+    """Launch the kernel in ``mode`` on flat views of the call's device arrays; its sum goes to
+    the call's first value."""
     n = Zd.size
     threads = setting("CUDA_THREADS_PER_BLOCK", power_of_two=True)
     blocks = max(1, min(-(-n // threads), setting("CUDA_MAX_BLOCKS")))
@@ -73,8 +74,18 @@ def _loss(mode, Z, Y, out, factor, target):
     scale = Zd.dtype.type(factor / n)
     _kernel(threads)[blocks, threads](mode, flat(Zd), flat(Yd), flat(dZ), scale, partial,
                                       tickets, call.values_out, call.bad)
+
+
+def _loss(mode, Z, Y, out, factor, target):
+    """Launch the loss kernel on the call's arrays: (mean loss, dZ) with dZ = the term's
+    derivative * factor / N (``target``: the name of Y). Inside ``kernel_scope`` on device
+    arrays the loss is a ``Pending`` number, read when the scope ends."""
+    call = DeviceCall(Z, Y, out, values=1)
+    Zd, Yd = call.read(Z, "Z"), call.read(Y, target)
+    dZ = call.output(out, Zd.shape, Zd.dtype)
+    _launch(mode, call, Zd, Yd, dZ, factor)
     dZ = call.finish(dZ)
-    return call.number(0, 1.0 / n), dZ
+    return call.number(0, 1.0 / Zd.size), dZ
 
 
 def sigmoid_cross_entropy(Z, y, out=None):
@@ -87,3 +98,15 @@ def mean_squared_error(Z, Y, out=None):
     """See ``fastnn.kernels.mean_squared_error``. Inside ``kernel_scope`` on device arrays the
     loss is a ``Pending`` number, read when the scope ends."""
     return _loss(SQUARED_ERROR, Z, Y, out, 2.0, "Y")
+
+
+def count_binary_correct(Z, Y):
+    """How many values of Z (m,) or (m, k) fall on their target's side: z > 0 where y >= 0.5,
+    z <= 0 elsewhere (binary and multi-label accuracy), counted on the device; an int
+    (``Pending`` inside ``kernel_scope`` on device arrays)."""
+    call = DeviceCall(Z, Y, values=1)
+    Zd, Yd = call.read(Z, "Z"), call.read(Y, "Y")
+    _launch(BINARY_CORRECT, call, Zd, Yd, Zd, 0.0)
+    call.finish()
+    n = call.number(0)
+    return n if call.deferred else round(n)
