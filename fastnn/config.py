@@ -49,7 +49,8 @@ LOSS_PARALLEL_MIN_ELEMENTS = 1 << 14
 #: The CPU backend's ``kernel_scope`` (a training step) picks how many Numba threads to use by
 #: timing its runs (fastnn/kernels/cpu/_threads.py): 1, all but one, or all of
 #: ``numba.get_num_threads()``, whichever was fastest lately, trying another for a few runs
-#: every CPU_THREADS_EXPLORE_EVERY runs (about 1% of an idle step's time at 100). On a machine
+#: now and then: 16 runs after the start, then at doubling intervals up to
+#: CPU_THREADS_EXPLORE_EVERY runs (about 1% of an idle step's time at 100). On a machine
 #: where other processes keep cores busy, fewer threads stop waiting for a core; on an idle one
 #: all threads win. False: always all.
 CPU_ADAPTIVE_THREADS = True

@@ -9,12 +9,13 @@ from fastnn import config
 from fastnn.kernels.cpu._threads import AdaptiveThreads, _Candidates
 
 
-def feed(table, seconds_of, runs):
-    """Run ``runs`` choices on ``table``, each taking seconds_of[n]; returns the counts chosen."""
+def feed(table, ms_of, runs):
+    """Run ``runs`` choices on ``table``, each taking ms_of[n] milliseconds; returns the counts
+    chosen."""
     chosen = []
     for _ in range(runs):
         n = table.choose()
-        table.record(n, seconds_of[n])
+        table.record(n, ms_of[n] * 1e-3)
         chosen.append(n)
     return chosen
 
@@ -33,11 +34,13 @@ def test_each_count_is_timed_first_then_the_fastest_wins_and_others_are_retried(
     table = _Candidates(4)
     idle = {1: 3.0, 3: 1.2, 4: 1.0}
     # a run each to compile (all threads first), then BURST timed runs each, in turns
-    assert feed(table, idle, 15) == [4, 3, 1] * 5
+    # all threads first (a run to compile, one timed), then the others' first runs, then BURST
+    # timed runs each, in turns
+    assert feed(table, idle, 15) == [4, 4, 3, 1, 3, 1] + [4, 3, 1] * 3
     chosen = feed(table, idle, 20)
     assert chosen.count(4) >= 16 and set(chosen) > {4}  # (tried the others again)
-    table.record(4, 50.0)  # a pause any count would have met
-    assert table.estimate(4) == 1.0
+    table.record(4, 0.010)  # a pause any count would have met
+    assert table.estimate(4) == pytest.approx(1e-3)
     loaded = {1: 3.0, 3: 1.4, 4: 9.0}  # another process takes a core: all threads now wait
     chosen = feed(table, loaded, 30)
     assert chosen[-20:].count(3) >= 12  # (all but the tries of the others)
@@ -48,9 +51,9 @@ def test_a_slow_start_is_forgotten_at_the_first_retry(monkeypatch):
     threads measures them afresh, and they win from then on."""
     monkeypatch.setattr(config, "CPU_THREADS_EXPLORE_EVERY", 20)
     table = _Candidates(2)
-    for n, seconds in [(2, 0), (1, 0)] + [(2, 5.0), (1, 2.0)] * 4:  # (compiles, then timed)
+    for n, ms in [(2, 0), (2, 5), (1, 0), (1, 2)] + [(2, 5), (1, 2)] * 3:  # (compile, timed)
         assert table.choose() == n
-        table.record(n, seconds)
+        table.record(n, ms * 1e-3)
     chosen = feed(table, {1: 2.0, 2: 1.0}, 40)
     retry = chosen.index(2)
     assert retry < 20 and chosen[retry:retry + 4] == [2] * 4
@@ -128,3 +131,49 @@ def test_the_kinds_of_run_timed_are_bounded(monkeypatch):
     for key in range(5):
         scope.call(key, lambda: None)
     assert [k for k in range(5) if scope.estimates(k)] == [2, 3, 4]
+
+
+def test_retries_back_off_while_they_confirm_the_choice(monkeypatch):
+    """Retries come FIRST_RETRY runs after the start, then twice as far apart each time the
+    choice holds (up to EXPLORE_EVERY), and FIRST_RETRY apart again after one changed it."""
+    monkeypatch.setattr(config, "CPU_THREADS_EXPLORE_EVERY", 100)
+    table = _Candidates(2)
+    chosen = feed(table, {1: 2.0, 2: 1.0}, 10 + 16 + 4 + 32 + 4 + 64 + 4 + 100 + 4)
+    retries = [i for i in range(11, len(chosen))  # (after the 10 runs of the start)
+               if chosen[i] == 1 and chosen[i - 1] == 2]
+    assert [b - a for a, b in zip(retries, retries[1:])] == [36, 68, 104]
+    loaded = feed(table, {1: 2.0, 2: 9.0}, 100)  # all threads now slow: one thread wins...
+    switched = loaded.index(1)
+    assert loaded[switched:switched + 20].count(1) >= 16  # ...and is confirmed soon after
+
+
+def test_training_steps_are_timed_per_model_and_batch_size():
+    """Each model's training step at each batch size has its own timings (a tuner trains many
+    models in one process: their steps' times must not be compared with each other's)."""
+    import numpy as np
+
+    from fastnn.kernels.cpu._threads import adaptive_threads
+    from fastnn.nn import Dense, Sequential
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: nothing to choose")
+    X = np.random.default_rng(0).standard_normal((8, 3)).astype(np.float32)
+    y = np.arange(8) % 2
+    models = [Sequential([Dense(2)], backend="cpu") for _ in range(2)]
+    for model in models:
+        model.train_on_batch(X, y)
+    models[0].train_on_batch(X[:6], y[:6])
+    kinds = [("training step", id(models[0]), 8), ("training step", id(models[1]), 8),
+             ("training step", id(models[0]), 6)]
+    assert all(adaptive_threads.estimates(kind) for kind in kinds)
+
+
+def test_long_runs_keep_every_thread_untried():
+    """A run of LONG_RUN or more with all threads never tries fewer (one slow try would cost a
+    whole long run); when runs get shorter, the counts are timed as usual."""
+    from fastnn.kernels.cpu._threads import LONG_RUN
+
+    table = _Candidates(2)
+    long_ms = 2e3 * LONG_RUN
+    assert feed(table, {1: 2 * long_ms, 2: long_ms}, 300) == [2] * 300
+    assert 1 in feed(table, {1: 2.0, 2: 1.0}, 20)

@@ -6,8 +6,10 @@ by ``LINEAR``, ``RELU``, ``TANH``, ``SIGMOID``); ``Activation`` and ``Backend``:
 needs from the forward pass; ``NonFiniteError``: the signal a backend raises on NaN or inf;
 ``is_device_array``, ``device_view`` and ``to_host``: CUDA device arrays told apart from host
 arrays, viewed and copied back (``numba.cuda`` is imported only when a device array is met);
-``OutermostScope``: the nesting per-thread context that a backend's ``kernel_scope`` is made of.
+``OutermostScope``: the nesting per-thread context that a backend's ``kernel_scope`` is made of;
+``run_kind``: names the kind of run a ``kernel_scope`` times (a model's training step).
 """
+import contextlib
 import threading
 from typing import Literal, NamedTuple, Optional
 
@@ -69,6 +71,27 @@ def device_view(a, name="array"):
 def to_host(a) -> np.ndarray:
     """``a`` as a NumPy array in host memory: a copy of a device array, a host array as it is."""
     return device_view(a).copy_to_host() if is_device_array(a) else np.asarray(a)
+
+
+_run_kind = threading.local()
+
+
+@contextlib.contextmanager
+def run_kind(kind):
+    """Name the kind of run that the kernel calls inside make (a hashable, e.g. a training step
+    of one model at one batch size): a backend that learns from timing its runs (the CPU
+    backend's thread count) keeps each kind's timings apart. Nests; the innermost name holds."""
+    saved = getattr(_run_kind, "kind", None)
+    _run_kind.kind = kind
+    try:
+        yield
+    finally:
+        _run_kind.kind = saved
+
+
+def current_run_kind():
+    """The kind named by the innermost ``run_kind`` of this thread, or None."""
+    return getattr(_run_kind, "kind", None)
 
 
 class OutermostScope:

@@ -27,7 +27,7 @@ from numpy.typing import ArrayLike, DTypeLike
 
 from fastnn import backend as _backend
 from fastnn.errors import NonFiniteError
-from fastnn.kernels.base import Backend
+from fastnn.kernels.base import Backend, run_kind
 from fastnn.nn import checks, initializers, losses, training
 from fastnn.nn.callbacks import Callback
 from fastnn.nn.layers import BatchNorm, Layer, claim_layers, fuse_layers
@@ -307,7 +307,7 @@ class Sequential:
         k = self._kernels()
         saved = self._backup_state()
         try:
-            with self._lock:
+            with self._lock, self._step_kind(X.shape[0]):
                 with k.kernel_scope:
                     loss, n_correct = self._loss_and_gradients(k.to_backend(X),
                                                                k.to_backend(y), l2)
@@ -340,6 +340,12 @@ class Sequential:
         form its kernel takes."""
         return self._loss_fn.targets(fn, y, n_rows, n_outputs, self.dtype, self._kernels(),
                                      device_range)
+
+    def _step_kind(self, rows):
+        """``run_kind`` of a training step of this model on ``rows`` rows: a backend that times
+        its steps (the CPU backend's thread count) keeps them apart from other models' and
+        other batch sizes'."""
+        return run_kind(("training step", id(self), rows))
 
     def _inputs(self, fn, X, finite=True):
         """X checked for this model (``checks.inputs``): its dtype, and its feature count once

@@ -217,7 +217,7 @@ def train_step(model, X, y, l2, optimizer, where):
     k = model._kernels()
     saved, t = model._backup_state(), optimizer.t
     try:
-        with model._lock:
+        with model._lock, model._step_kind(X.shape[0]):
             with k.kernel_scope:
                 loss, n_correct = model._loss_and_gradients(X, y, l2)
                 optimizer.step_unchecked(model.flat_params, model.flat_grads)

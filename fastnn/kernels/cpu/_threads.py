@@ -11,11 +11,14 @@ So the CPU backend measures, in its ``kernel_scope`` and in each large kernel ca
 (``adapts``). Each host thread keeps, per kind of run and thread-count ceiling
 (``numba.get_num_threads()`` when the scope is entered: the user's own setting stays the
 ceiling), the candidates 1, ceiling - 1 and ceiling, and the wall times of the last ``KEPT`` runs
-made with each (at first each count in turn, all threads first, until each has ``BURST`` timed
-runs; the first run of each count is dropped: it compiles). A run uses the candidate whose mean
-time, the slowest run left out, is lowest; every ``config.CPU_THREADS_EXPLORE_EVERY``-th run
-starts ``BURST`` runs of another candidate, in turn, timed afresh (its older times dropped), so
-that a change of load shows within that many runs.
+made with each (first all threads, then each count in turn until each has ``BURST`` timed
+runs; the first run of each count is dropped: it compiles). Runs of ``LONG_RUN`` seconds or more
+with all threads keep all threads. A run uses the candidate whose mean
+time, the slowest run left out, is lowest. Now and then ``BURST`` runs of another candidate, in
+turn, are timed afresh (its older times dropped): ``FIRST_RETRY`` runs after the start, then at
+intervals that double while the retries confirm the choice, up to
+``config.CPU_THREADS_EXPLORE_EVERY`` runs, so that a wrong early choice is undone within a few
+dozen runs and a change of load shows within that many.
 Runs that raise are not counted. ``config.CPU_ADAPTIVE_THREADS = False`` keeps the ceiling.
 """
 import collections
@@ -23,12 +26,20 @@ import functools
 import time
 
 from fastnn import config
-from fastnn.kernels.base import OutermostScope
+from fastnn.kernels.base import OutermostScope, current_run_kind
 from fastnn.kernels.cpu._jit import num_threads, set_num_threads
 
 #: Runs kept per thread count (their mean, the slowest left out, is its estimate), and how many
 #: runs in a row a count other than the best gets when it is tried again.
 KEPT, BURST = 8, 4
+#: Seconds from which a run keeps all threads, untimed against the others: each thread's share
+#: is then several scheduler ticks long, so waking a thread costs little, and on a loaded machine
+#: fewer threads would not finish sooner (the work waits for a core either way), while trying one
+#: thread would cost a whole slow run (a 4096x1024x1024 dense layer: 140 ms against 285).
+LONG_RUN = 0.02
+#: Runs before the first retry of another count; the interval doubles while retries confirm the
+#: choice, up to ``config.CPU_THREADS_EXPLORE_EVERY``, and starts again here when one changes it.
+FIRST_RETRY = 16
 #: Kinds of run (the training step, each kernel and shape called on its own) timed per host
 #: thread at most; the oldest is forgotten beyond.
 MAX_KINDS = 256
@@ -45,6 +56,8 @@ class _Candidates:
         self.trying, self.left = None, 0  # a count tried again, and its runs to go
         self.fresh = None  # a count whose older times go when its next time comes
         self.started = False  # whether every count has its first timed runs
+        self.interval = FIRST_RETRY  # runs between retries, doubled while the choice holds
+        self.next_retry = self.held = None
         self.turn = 0
 
     def estimate(self, n):
@@ -61,22 +74,31 @@ class _Candidates:
     def choose(self):
         """The thread count for the next run."""
         self.runs += 1
-        if not self.started:  # each count: a run to compile (all threads first), then BURST
-            # timed runs, the counts in turns, so that the first runs of a process (slower:
-            # pages touched the first time) fall on all of them alike
+        ceiling = self.counts[-1]
+        if not self.times[ceiling]:  # all threads first: a run to compile, one timed
+            return ceiling
+        if self.estimate(ceiling) >= LONG_RUN:
+            return ceiling
+        if not self.started:  # each count: a run to compile, then BURST timed runs, the counts
+            # in turns, so that the first runs of a process (slower: pages touched the first
+            # time) fall on all of them alike
             starting = [n for n in self.counts
                         if n not in self.compiled or len(self.times[n]) < BURST]
             if starting:
                 return min(starting, key=lambda n: (n in self.compiled, len(self.times[n]), -n))
-            self.started = True
+            self.started, self.next_retry = True, self.runs + self.interval
         if self.left:
             self.left -= 1
             return self.trying
         best = min(self.counts, key=self.estimate)
-        if self.runs % config.CPU_THREADS_EXPLORE_EVERY == 0:
+        if self.trying is not None:  # a retry has ended: retry sooner if it changed the choice
+            self.interval = (FIRST_RETRY if best != self.held
+                             else min(2 * self.interval, config.CPU_THREADS_EXPLORE_EVERY))
+            self.trying, self.next_retry = None, self.runs + self.interval
+        if self.runs >= self.next_retry:
             others = [n for n in self.counts if n != best]
             self.turn = (self.turn + 1) % len(others)
-            self.trying, self.left = others[self.turn], BURST - 1
+            self.trying, self.left, self.held = others[self.turn], BURST - 1, best
             self.fresh = self.trying  # (timed afresh: stale times would outvote the new ones)
             return self.trying
         return best
@@ -94,8 +116,9 @@ class _Candidates:
 class AdaptiveThreads(OutermostScope):
     """A context manager (one object serves every host thread; scopes nest, the outermost
     chooses): runs the block with the thread count chosen as above, and restores the ceiling.
-    Each kind of run has its own timings: a training step (``with``), or a kernel called on
-    its own (``call``, keyed by the kernel and its first argument's shape)."""
+    Each kind of run has its own timings: a training step (``with``, of the kind named by
+    ``fastnn.kernels.base.run_kind``: a model at a batch size), or a kernel called on its own
+    (``call``, keyed by the kernel and its first argument's shape)."""
 
     def call(self, key, fn, *args, **kwargs):
         """fn(*args, **kwargs) as a run of kind ``key``, or plainly inside an open scope."""
@@ -114,7 +137,8 @@ class AdaptiveThreads(OutermostScope):
         local.table = None
         if config.CPU_ADAPTIVE_THREADS and ceiling > 1:
             tables = local.__dict__.setdefault("tables", {})
-            kind = (getattr(local, "key", None), ceiling)
+            key = getattr(local, "key", None)
+            kind = (current_run_kind() if key is None else key, ceiling)
             table = tables.get(kind)
             if table is None:
                 if len(tables) >= MAX_KINDS:  # (many shapes: forget the oldest)
@@ -134,7 +158,8 @@ class AdaptiveThreads(OutermostScope):
 
     def estimates(self, key=None):
         """{ceiling: {thread count: mean seconds of its recent runs, or None}} of this host
-        thread's runs of kind ``key`` (None: training steps)."""
+        thread's runs of kind ``key`` (a ``run_kind``'s, a kernel's, or None: scopes entered
+        without a kind)."""
         return {c: {n: t.estimate(n) for n in t.counts}
                 for (k, c), t in getattr(self._local, "tables", {}).items() if k == key}
 
