@@ -12,11 +12,11 @@ So the CPU backend measures, in its ``kernel_scope`` and in each large kernel ca
 (``numba.get_num_threads()`` when the scope is entered: the user's own setting stays the
 ceiling), the candidates 1, ceiling - 1 and ceiling, and the wall times of the last ``KEPT`` runs
 made with each (first all threads, then each count in turn until each has ``BURST`` timed
-runs; the first run of each count is dropped: it compiles). Runs of ``LONG_RUN`` seconds or more
-with all threads keep all threads. A run uses the candidate whose mean
-time, the slowest run left out, is lowest. Now and then ``BURST`` runs of another candidate, in
-turn, are timed afresh (its older times dropped): ``FIRST_RETRY`` runs after the start, then at
-intervals that double while the retries confirm the choice, up to
+runs; the first run of each count is dropped: it compiles). A kernel called on its own whose
+runs with all threads take ``LONG_RUN`` seconds or more keeps all threads. A run uses the
+candidate whose mean time, the slowest run left out, is lowest. Now and then ``BURST`` runs of
+another candidate, in turn, are timed afresh (its older times dropped): ``FIRST_RETRY`` runs
+after the start, then at intervals that double while the retries confirm the choice, up to
 ``config.CPU_THREADS_EXPLORE_EVERY`` runs, so that a wrong early choice is undone within a few
 dozen runs and a change of load shows within that many.
 Runs that raise are not counted. ``config.CPU_ADAPTIVE_THREADS = False`` keeps the ceiling.
@@ -32,11 +32,14 @@ from fastnn.kernels.cpu._jit import num_threads, set_num_threads
 #: Runs kept per thread count (their mean, the slowest left out, is its estimate), and how many
 #: runs in a row a count other than the best gets when it is tried again.
 KEPT, BURST = 8, 4
-#: Seconds from which a run keeps all threads, untimed against the others: each thread's share
-#: is then several scheduler ticks long, so waking a thread costs little, and on a loaded machine
-#: fewer threads would not finish sooner (the work waits for a core either way), while trying one
-#: thread would cost a whole slow run (a 4096x1024x1024 dense layer: 140 ms against 285).
-LONG_RUN = 0.02
+#: Seconds from which a kernel called on its own keeps all threads, untried against the others,
+#: when its runs with all threads all take that long: each thread's share is then several
+#: scheduler ticks long, so waking a thread costs little, and on a loaded machine fewer threads
+#: would not finish sooner (the work waits for a core either way), while trying one thread
+#: would cost a whole slow run (a 4096x1024x1024 dense layer's backward: 90 ms against 190). A
+#: training step is always timed (waiting for a core can make its runs long: 123 ms instead of
+#: 7 ms on one thread, for a batch-512 step under load).
+LONG_RUN = 0.03
 #: Runs before the first retry of another count; the interval doubles while retries confirm the
 #: choice, up to ``config.CPU_THREADS_EXPLORE_EVERY``, and starts again here when one changes it.
 FIRST_RETRY = 16
@@ -48,8 +51,9 @@ MAX_KINDS = 256
 class _Candidates:
     """The timings of the thread counts tried under one ceiling."""
 
-    def __init__(self, ceiling):
+    def __init__(self, ceiling, long_runs_keep_all=False):
         self.counts = sorted({1, max(1, ceiling - 1), ceiling})
+        self.long_runs_keep_all = long_runs_keep_all
         self.times = {n: collections.deque(maxlen=KEPT) for n in self.counts}
         self.compiled = set()  # counts whose first run (compiling) was dropped
         self.runs = 0
@@ -75,9 +79,9 @@ class _Candidates:
         """The thread count for the next run."""
         self.runs += 1
         ceiling = self.counts[-1]
-        if not self.times[ceiling]:  # all threads first: a run to compile, one timed
+        if len(self.times[ceiling]) < 2:  # all threads first: a run to compile, two timed
             return ceiling
-        if self.estimate(ceiling) >= LONG_RUN:
+        if self.long_runs_keep_all and min(self.times[ceiling]) >= LONG_RUN:
             return ceiling
         if not self.started:  # each count: a run to compile, then BURST timed runs, the counts
             # in turns, so that the first runs of a process (slower: pages touched the first
@@ -143,7 +147,7 @@ class AdaptiveThreads(OutermostScope):
             if table is None:
                 if len(tables) >= MAX_KINDS:  # (many shapes: forget the oldest)
                     del tables[next(iter(tables))]
-                table = tables[kind] = _Candidates(ceiling)
+                table = tables[kind] = _Candidates(ceiling, long_runs_keep_all=key is not None)
             local.table, local.n = table, table.choose()
             if local.n != ceiling:
                 set_num_threads(local.n)
