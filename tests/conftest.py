@@ -46,10 +46,13 @@ def _restore_default_backend():
 
 @pytest.fixture
 def parallel_path(monkeypatch):
-    """Force the CPU kernels' parallel path whatever the input size (thresholds set to 0)."""
+    """Force the CPU kernels' parallel path whatever the input size (thresholds set to 0), on
+    every Numba thread (the thread-count chooser off: it could pick one thread, the serial path,
+    for some calls of a test and not others)."""
     from fastnn import config
 
     for name in ("SOFTMAX_PARALLEL_MIN_ELEMENTS", "BATCHNORM_PARALLEL_MIN_ELEMENTS",
                  "DENSE_PARALLEL_MIN_FLOPS", "OPTIM_PARALLEL_MIN_ELEMENTS",
                  "ACTIVATION_PARALLEL_MIN_ELEMENTS", "LOSS_PARALLEL_MIN_ELEMENTS"):
         monkeypatch.setattr(config, name, 0)
+    monkeypatch.setattr(config, "CPU_ADAPTIVE_THREADS", False)

@@ -180,3 +180,30 @@ def test_long_kernel_calls_keep_every_thread_untried():
     assert feed(table, {1: 2 * long_ms, 2: long_ms}, 300) == [2] * 300
     assert 1 in feed(table, {1: 2.0, 2: 1.0}, 20)
     assert 1 in feed(_Candidates(2), {1: 2 * long_ms, 2: long_ms}, 20)
+
+
+def test_the_results_do_not_depend_on_the_thread_count_chosen(monkeypatch):
+    """Work is split for the ceiling however many threads the chooser runs: a training step on
+    one thread gives the same bits as on all (training stays reproducible under load)."""
+    import numpy as np
+
+    from fastnn.kernels.cpu import _threads
+    from fastnn.nn import BatchNorm, Dense, ReLU, Sequential
+
+    if numba.get_num_threads() < 2:
+        pytest.skip("one Numba thread: nothing to choose")
+    monkeypatch.setattr(config, "DENSE_PARALLEL_MIN_FLOPS", 0)
+    monkeypatch.setattr(config, "BATCHNORM_PARALLEL_MIN_ELEMENTS", 0)
+    monkeypatch.setattr(config, "OPTIM_PARALLEL_MIN_ELEMENTS", 0)
+    g = np.random.default_rng(0)
+    X, y = g.standard_normal((300, 96)), g.integers(0, 5, 300)  # (blocks of 150 rows: MKL and
+    results = {}  # OpenBLAS round the rows near a block's end differently from a whole 300)
+    for count in (1, numba.get_num_threads()):
+        monkeypatch.setattr(_threads._Candidates, "choose", lambda self, n=count: n)
+        model = Sequential([Dense(128, "sigmoid"), Dense(64, use_bias=False), BatchNorm(),
+                            ReLU(), Dense(5)], backend="cpu", dtype=np.float64).build(96, seed=1)
+        losses = [model.train_on_batch(X, y, "adam") for _ in range(3)]
+        results[count] = losses, model.get_weights()[0]
+    (losses_1, weights_1), (losses_n, weights_n) = results.values()
+    assert losses_1 == losses_n
+    np.testing.assert_array_equal(weights_1, weights_n)

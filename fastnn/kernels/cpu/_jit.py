@@ -1,4 +1,6 @@
 """Numba decorators with fastnn's flags: the only place kernels get their compile options."""
+import threading
+
 import numba
 from numba.np.ufunc import parallel as _numba_parallel
 
@@ -36,12 +38,26 @@ def num_threads():
     return numba.get_num_threads()
 
 
+_split_for = threading.local()  # the thread count work is split for, in a scope that runs fewer
+
+
 def n_blocks(n_rows, work, threshold):
     """Row blocks to split work into: one per Numba thread, or 1 (run serially on the calling
-    thread) when ``work`` (elements or multiply-adds) is under ``threshold`` (see fastnn.config)."""
+    thread) when ``work`` (elements or multiply-adds) is under ``threshold`` (see fastnn.config).
+    Inside a thread-count chooser's scope (``_threads``) the work is split for the scope's
+    ceiling even when fewer threads run it (they take the blocks in turn): the blocks, and so
+    every rounding, are the same however many threads run, so results do not depend on the
+    count chosen."""
     if work < threshold:
         return 1
-    return max(1, min(num_threads(), n_rows))
+    threads = getattr(_split_for, "threads", None)
+    return max(1, min(num_threads() if threads is None else threads, n_rows))
+
+
+def split_for(threads):
+    """Make ``n_blocks`` split work for ``threads`` threads on this host thread (None: for the
+    current Numba thread count)."""
+    _split_for.threads = threads
 
 
 def set_num_threads(n):

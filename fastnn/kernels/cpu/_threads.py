@@ -27,7 +27,7 @@ import time
 
 from fastnn import config
 from fastnn.kernels.base import OutermostScope, current_run_kind
-from fastnn.kernels.cpu._jit import num_threads, set_num_threads
+from fastnn.kernels.cpu._jit import num_threads, set_num_threads, split_for
 
 #: Runs kept per thread count (their mean, the slowest left out, is its estimate), and how many
 #: runs in a row a count other than the best gets when it is tried again.
@@ -150,6 +150,7 @@ class AdaptiveThreads(OutermostScope):
                 table = tables[kind] = _Candidates(ceiling, long_runs_keep_all=key is not None)
             local.table, local.n = table, table.choose()
             if local.n != ceiling:
+                split_for(ceiling)  # (the same blocks, so the same results, on fewer threads)
                 set_num_threads(local.n)
         local.start = time.perf_counter()
 
@@ -157,6 +158,7 @@ class AdaptiveThreads(OutermostScope):
         seconds = time.perf_counter() - local.start
         if local.n != local.ceiling:
             set_num_threads(local.ceiling)
+            split_for(None)
         if exc_type is None and local.table is not None:
             local.table.record(local.n, seconds)
 
