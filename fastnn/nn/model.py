@@ -92,6 +92,23 @@ class Sequential:
         self._lock = threading.RLock()
         for layer in self.layers:
             layer._model = weakref.ref(self)
+        if self.n_features is not None:
+            self._rebind()
+
+    def _rebind(self):
+        """Make the layers' parameters and gradients views into the flat buffers again, after
+        pickle or copy.deepcopy (both copy every array apart: a layer would train its own copy
+        while the optimizer steps the flat buffer), keeping the running statistics."""
+        k = self._kernels()
+        saved = [{key: np.array(k.to_host(value)) for key, value in layer.state().items()}
+                 for layer in self.layers]
+        self._bind_layers(self._layout(self._param_specs(self.n_features)[0]))
+        for layer, values in zip(self.layers, saved):
+            state = layer.state()
+            for key, value in values.items():
+                k.assign(state[key], value)
+        self._forward_rows = None
+        self.workspace.clear()
 
     # --- parameters ------------------------------------------------------------------------
 
@@ -111,21 +128,39 @@ class Sequential:
         specs, width = self._param_specs(n_features)
         size = self._n_params(n_features)
         initial = np.zeros(size, self.dtype)  # initialized on the host, then moved to the backend
-        parts, offset = [], 0  # per layer: (name, spec, slice of the flat buffers)
-        for layer, layer_specs in zip(self.layers, specs):
-            parts.append([])
-            for name, spec in layer_specs.items():
-                part = slice(offset, offset + math.prod(spec.shape))
+        parts = self._layout(specs)
+        for layer, layer_parts in zip(self.layers, parts):
+            for _, spec, part in layer_parts:
                 if spec.init == "ones":
                     initial[part] = 1
                 elif spec.init != "zeros":
                     initial[part] = initializers.initialize(
                         spec.init, spec.shape, rng, self.dtype,
                         getattr(layer, "init_scale", 0.01)).ravel()
-                parts[-1].append((name, spec, part))
-                offset = part.stop
         k = self._kernels()
         self.flat_params, self.flat_grads = k.to_backend(initial), k.zeros(size, self.dtype)
+        self._bind_layers(parts)
+        self.n_features, self.n_classes = int(n_features), width
+        self._forward_rows, self.optimizer = None, None
+        self.workspace.clear()
+        return self
+
+    @staticmethod
+    def _layout(specs):
+        """Per layer, [(name, spec, slice of the flat buffers)] for ``_param_specs``' specs: the
+        parameters side by side, in the order of the layers and of their specs."""
+        parts, offset = [], 0
+        for layer_specs in specs:
+            parts.append([])
+            for name, spec in layer_specs.items():
+                part = slice(offset, offset + math.prod(spec.shape))
+                parts[-1].append((name, spec, part))
+                offset = part.stop
+        return parts
+
+    def _bind_layers(self, parts):
+        """Hand each layer its views into the flat buffers (``Layer.bind``; ``parts`` from
+        ``_layout``) and note the weights L2 applies to."""
         self._regularized = []
         for i, (layer, layer_parts) in enumerate(zip(self.layers, parts)):
             params = {name: self.flat_params[part].reshape(spec.shape)
@@ -135,10 +170,6 @@ class Sequential:
             self._regularized += [(params[name], grads[name])
                                   for name, spec, _ in layer_parts if spec.regularized]
             layer.bind(params, grads, input_grad=i > 0)  # (nothing needs the data's gradient)
-        self.n_features, self.n_classes = int(n_features), width
-        self._forward_rows, self.optimizer = None, None
-        self.workspace.clear()
-        return self
 
     def _param_specs(self, n_features):
         """([{name: ParamSpec} per layer], output width) for ``n_features`` inputs; allocates
