@@ -1,10 +1,12 @@
-"""Command line of fastnn: ``python -m fastnn train | bench | tune`` (the console script
-``fastnn``): ``main`` parses the options, checks them and calls the job; the jobs are
-``fastnn.cli.train`` and ``fastnn.cli.tune`` (``bench`` prints the tables of ``fastnn.bench``).
-The library never imports this package.
+"""Command line of fastnn: ``python -m fastnn train | predict | bench | tune`` (the console
+script ``fastnn``): ``main`` parses the options, checks them and calls the job; the jobs are
+``fastnn.cli.train`` (on the digits, or on the user's data file with ``--data``),
+``fastnn.cli.predict`` (a model from ``train --data`` on a data file) and ``fastnn.cli.tune``
+(``bench`` prints the tables of ``fastnn.bench``). The library never imports this package.
 
 Every error is one line on stderr, ``fastnn COMMAND: --option: why``, found before any work
-starts: exit status 2 for a bad option or combination of options (as argparse's own errors),
+starts: exit status 2 for a bad option or combination of options (as argparse's own errors)
+or bad data (``--data: FILE: what is wrong, where``; ``fastnn.tabular.DataError``),
 1 for a failure of the work itself (a diverged training, every trial of a search failed, a
 missing package), 130 for Ctrl-C.
 """
@@ -93,6 +95,33 @@ def _count_cuda_step():
         counting.print_counts()
 
 
+#: The argument of ``fastnn.tabular.load_data`` that a DataError names, as an option.
+_DATA_OPTIONS = {"path": "--data", "target": "--target", "task": "--task", "drop": "--drop"}
+#: The options that apply only with --data.
+_WITH_DATA = ("target", "task", "drop", "test_size")
+#: The tasks of --task (``fastnn.tabular.TASKS``, not imported: --help stays quick).
+_TASKS = ("multiclass", "binary", "multilabel", "regression")
+
+
+def _without_data(args, command):
+    for name in _WITH_DATA:
+        if getattr(args, name) is not None:
+            raise _Failure(f"{_option(name)} applies with --data (your own data file; without "
+                           f"it {command} uses the handwritten digits)")
+
+
+def _data_failure(error):
+    """The _Failure of a ``fastnn.tabular.DataError``: the option it names, status 2."""
+    return _Failure(f"{_DATA_OPTIONS.get(error.name, '--data')}: {error}")
+
+
+def _data_options(args):
+    """The keywords of the jobs on the user's data, from the options (their defaults when not
+    given)."""
+    return dict(data=args.data, target=args.target, task=args.task or "auto",
+                drop=args.drop or (), test_size=0.2 if args.test_size is None else args.test_size)
+
+
 def _train(args):
     """The main job; a bad option ends it with one line naming it (as ``tune``), no traceback."""
     try:
@@ -101,19 +130,28 @@ def _train(args):
         raise _Failure(str(error), 1) from None
     from fastnn.cli._common import OptionError
     from fastnn.errors import NonFiniteError
+    from fastnn.tabular import DataError
 
     try:
         hidden = tuple(int(h) for h in args.hidden.split(",") if h.strip())
     except ValueError:
         raise _Failure(f"--hidden must be comma-separated integers, got {args.hidden!r}") \
             from None
+    if args.data is None:
+        _without_data(args, "train")
+    options = dict(hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
+                   optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
+                   dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
+                   plot=not args.no_plot, verbose=not args.quiet)
     try:
-        train.run(hidden=hidden, epochs=args.epochs, batch_size=args.batch_size,
-                  optimizer=args.optimizer, lr=args.lr, decay=args.decay, l2=args.l2,
-                  dropout=args.dropout, seed=args.seed, backend=args.backend, out=args.out,
-                  plot=not args.no_plot, verbose=not args.quiet)
+        if args.data is None:
+            train.run(**options)
+        else:
+            train.run_data(**_data_options(args), **options)
     except OptionError as error:
         raise _Failure(f"{_option(error.name)}: {error}") from None
+    except DataError as error:
+        raise _data_failure(error) from None
     except NonFiniteError as error:
         hint = ("a smaller --l2 (a large L2 penalty makes the steps overflow)" if args.l2 >= 1
                 else "a lower --lr or more --decay")
@@ -123,7 +161,23 @@ def _train(args):
         detail = str(error) or "MemoryError"
         raise _Failure(f"out of memory ({detail}); try a smaller --hidden or --batch-size",
                        1) from None
-    except ImportError as error:  # scikit-learn for the digits
+    except ImportError as error:  # scikit-learn for the digits, pyarrow for Parquet
+        raise _Failure(str(error), 1) from None
+
+
+def _predict(args):
+    """Predictions of a model from ``train --data`` on a data file, written to a CSV file."""
+    from fastnn.cli import predict
+    from fastnn.cli._common import OptionError
+    from fastnn.tabular import DataError
+
+    try:
+        predict.run(model=args.model, data=args.data, out=args.out, backend=args.backend)
+    except OptionError as error:
+        raise _Failure(f"{_option(error.name)}: {error}") from None
+    except DataError as error:
+        raise _data_failure(error) from None
+    except ImportError as error:  # pyarrow for Parquet
         raise _Failure(str(error), 1) from None
 
 
@@ -145,6 +199,7 @@ def _tune(args):
         from fastnn.tune.space import DIGITS_RANGES
     except ImportError as error:
         raise _Failure(str(error), 1) from None
+    from fastnn.tabular import DataError
 
     def pair(option, text, kind):
         try:
@@ -168,6 +223,9 @@ def _tune(args):
         raise _Failure("--jobs does not apply with --dask ADDRESS (the cluster's workers decide "
                        "how many trials run at once); it sets the workers of --dask local")
     jobs = _count("--jobs", 1 if args.jobs is None else args.jobs)
+    if args.data is None:
+        _without_data(args, "tune")
+    data = {} if args.data is None else _data_options(args)
     space = {}
     for name, kind in _RANGES.items():
         text = getattr(args, name)
@@ -181,24 +239,31 @@ def _tune(args):
         tune.run(trials=trials, jobs=jobs, storage=args.storage, study=args.study, rounds=rounds,
                  sampler=args.sampler, seed=args.seed, epochs=args.epochs, out=args.out,
                  prune=args.prune, executor=args.executor or "process", dask=args.dask,
-                 heartbeat=args.heartbeat, space=space, progress=not args.quiet)
+                 heartbeat=args.heartbeat, space=space, progress=not args.quiet, **data)
     except (OptionError, SpaceError) as error:
         raise _Failure(f"{_option(error.name)}: {error}") from None
+    except DataError as error:
+        raise _data_failure(error) from None
     except StorageError as error:
         message = str(error)
         raise _Failure(message.replace("storage: ", "--storage: ", 1)
                        if message.startswith("storage: ") else f"--storage: {message}") from None
     except SettingsError as error:
-        options = ", ".join(dict.fromkeys(_SETTINGS.get(n, n) for n in error.names))
+        settings = dict(_SETTINGS, objective=_SETTINGS["objective"] + (
+            "/--data/--target/--task/--drop/--test-size" if data else ""))
+        options = ", ".join(dict.fromkeys(settings.get(n, n) for n in error.names))
         raise _Failure(f"{options}: {error}") from None
     except (SearchFailedError, WorkerDiedError) as error:
+        raise _Failure(str(error), 1) from None
+    except ImportError as error:  # pyarrow for Parquet
         raise _Failure(str(error), 1) from None
 
 
 def main(argv=None):
     parser = _Parser(prog="fastnn", description="Numba-accelerated neural-network kernels.")
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("train", help="train a batch-normalized MLP on handwritten digits")
+    p = commands.add_parser("train", help="train a batch-normalized MLP on handwritten digits, "
+                            "or on your data (--data)")
     p.add_argument("--hidden", default="256,128", help="hidden widths, comma-separated (256,128)")
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=64)
@@ -210,10 +275,28 @@ def main(argv=None):
     p.add_argument("--dropout", type=float, default=0.0, help="dropout rate after each ReLU")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--backend", choices=["cpu", "numpy", "cuda"], default=None)
-    p.add_argument("--out", default="fastnn-run", help="folder for model.npz and the PNG")
+    p.add_argument("--out", default="fastnn-run",
+                   help="folder for model.npz and the PNG (with --data also model.json and "
+                   "report.json)")
     p.add_argument("--no-plot", action="store_true", help="skip the learning-curve PNG")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(p, "train")
     p.set_defaults(func=_train)
+    p = commands.add_parser("predict", help="predict the rows of a data file with a model from "
+                            "train --data",
+                            description="Predictions of a model written by 'fastnn train "
+                            "--data' (model.npz and model.json beside it) for the rows of a data "
+                            "file, as a CSV file: the predicted labels or values, and a "
+                            "probability column per class.")
+    p.add_argument("--model", default="fastnn-run/model.npz",
+                   help="the model file (fastnn-run/model.npz)")
+    p.add_argument("--data", required=True, metavar="FILE",
+                   help="the rows to predict: a CSV or Parquet file with the feature columns "
+                   "(by name; others are ignored), or an .npz with the array X")
+    p.add_argument("--out", default="predictions.csv",
+                   help="the CSV file to write (predictions.csv)")
+    p.add_argument("--backend", choices=["cpu", "numpy", "cuda"], default=None)
+    p.set_defaults(func=_predict)
     p = commands.add_parser("bench", help="time every kernel against its NumPy reference")
     p.add_argument("--quick", action="store_true", help="a fast subset of the shapes")
     p.add_argument("--threads", type=int, default=0, help="Numba threads (default: all cores)")
@@ -229,7 +312,8 @@ def main(argv=None):
     p = commands.add_parser("tune", help="hyperparameter search for an MLP on handwritten digits",
                             description="Random search (Optuna) over lr, beta (Adam's beta1), "
                             "hidden units and L2 of a batch-normalized MLP on the digits; rerun "
-                            "the same command to resume a killed search.")
+                            "the same command to resume a killed search. With --data the "
+                            "search runs on your data.")
     p.add_argument("--trials", type=int, default=20, help="number of trials in all (20)")
     p.add_argument("--jobs", type=int, default=None, help="trials at once (1)")
     p.add_argument("--executor", choices=["process", "thread"], default=None,
@@ -240,7 +324,8 @@ def main(argv=None):
     p.add_argument("--storage", default=None,
                    help="database URL of the study (default sqlite:///OUT/tune.db; "
                    "postgresql://... for many machines)")
-    p.add_argument("--study", default="digits", help="study name in the storage (digits)")
+    p.add_argument("--study", default=None,
+                   help="study name in the storage (digits; with --data the file's name)")
     p.add_argument("--rounds", type=int, default=1, help="coarse-to-fine rounds (1)")
     p.add_argument("--sampler", choices=["random", "grid"], default="random")
     p.add_argument("--prune", action="store_true",
@@ -258,6 +343,7 @@ def main(argv=None):
                    "are re-run after twice that (10)")
     p.add_argument("--out", default="fastnn-tune", help="folder for the model, CSV and plots")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_data_options(p, "tune")
     p.set_defaults(func=_tune)
     args = parser.parse_args(argv)
     try:
@@ -269,6 +355,26 @@ def main(argv=None):
             "; run the same command again to resume the search" if args.command == "tune"
             else ""), 130)
     return 0
+
+
+def _add_data_options(p, command):
+    """--data, --target, --task, --drop and --test-size of ``train`` and ``tune``."""
+    p.add_argument("--data", default=None, metavar="FILE",
+                   help=f"{command} on your data instead of the digits: a CSV file (header "
+                   "row), an .npz (arrays X and y) or a Parquet file (needs pyarrow)")
+    p.add_argument("--target", default=None, metavar="COLUMNS",
+                   help="with --data: the target column (default: the last), or several "
+                   "comma-separated 0/1 columns (multi-label)")
+    p.add_argument("--task", choices=["auto", *_TASKS], default=None,
+                   help="with --data: the task (auto: inferred from the target: several 0/1 "
+                   "columns multilabel, 2 values binary, text or at most 20 whole numbers "
+                   "multiclass, other numbers regression)")
+    p.add_argument("--drop", default=None, metavar="COLUMNS",
+                   help="with --data: columns that are not features (an id, a name), "
+                   "comma-separated")
+    p.add_argument("--test-size", type=float, default=None,
+                   help="with --data: the fraction of the rows held out for testing "
+                   "(stratified for classification) (0.2)")
 
 
 def _exit(line, status):

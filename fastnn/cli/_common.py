@@ -1,10 +1,15 @@
 """What the jobs share: ``OptionError`` (a bad argument, named), ``prepare_out`` (the output
-folder, checked before any work) and ``have_matplotlib`` (plots are skipped, with a note, when
-it is missing)."""
+folder, checked before any work), ``have_matplotlib`` (plots are skipped, with a note, when
+it is missing), and for the jobs on the user's data ``check_test_size``, ``evaluate_part``
+and ``scores_text``."""
+import numbers
 import os
 import tempfile
 
-__all__ = ["OptionError", "have_matplotlib", "prepare_out"]
+import numpy as np
+
+__all__ = ["OptionError", "check_test_size", "evaluate_part", "have_matplotlib", "prepare_out",
+           "scores_text"]
 
 
 class OptionError(ValueError):
@@ -48,3 +53,34 @@ def have_matplotlib():
     except ImportError:
         return False
     return True
+
+
+def check_test_size(test_size):
+    """``OptionError`` (test_size) unless a number in (0, 1); returns it as a float."""
+    if not (isinstance(test_size, numbers.Real) and not isinstance(test_size, bool)
+            and 0.0 < test_size < 1.0):
+        raise OptionError("test_size", f"test_size must be a number in (0, 1), got "
+                                       f"{test_size!r}")
+    return float(test_size)
+
+
+def evaluate_part(model, part):
+    """The scores of ``model`` on a ``fastnn.tabular.Dataset`` (a test part): ``evaluate``'s
+    dict, and for multi-label models "exact_match" (the fraction of rows with every label
+    right)."""
+    scores = model.evaluate(part.X, part.y, return_dict=True)
+    if part.schema.task == "multilabel":
+        scores["exact_match"] = float(np.mean(np.all(model.predict(part.X) == part.y, axis=1)))
+    return scores
+
+
+def scores_text(task, scores):
+    """'test accuracy 0.9667, test loss 0.0812' and the like, from ``evaluate_part``."""
+    if task == "regression":
+        return (f"test R^2 {scores['r2']:.4f}, MAE {scores['mae']:.4g}, test loss (MSE) "
+                f"{scores['loss']:.4g}")
+    text = f"test accuracy {scores['accuracy']:.4f}"
+    if task == "multilabel":
+        text += (f" (over every label of every row; all labels right in "
+                 f"{scores['exact_match']:.4f} of the rows)")
+    return text + f", test loss {scores['loss']:.4f}"

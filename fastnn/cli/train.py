@@ -1,11 +1,16 @@
 """The main job, ``python -m fastnn train``: a batch-normalized MLP (``fastnn.nn.mlp.build_mlp``)
-trained with Adam and learning-rate decay on the bundled handwritten-digits data, reporting test
-accuracy and writing the learning curve (PNG) and the model file.
+trained with Adam and learning-rate decay on the bundled handwritten-digits data (``run``), or on
+the user's data file (``run_data``, ``train --data``), reporting the test score and writing the
+learning curve (PNG) and the model file (with ``--data`` also its description, model.json, and a
+report, report.json).
 
-``run`` checks every argument (``check_options``) and its output folder (``prepare_out``) before
-any work, raising ``OptionError`` (a ValueError naming the argument: the command line reports it
-as the option). Files are written whole or not at all (``fastnn.files``).
+``run`` and ``run_data`` check every argument (``check_options``), the data (``run_data``:
+``fastnn.tabular.DataError``, before anything is written) and the output folder
+(``prepare_out``) before any work, raising ``OptionError`` (a ValueError naming the argument:
+the command line reports it as the option). Files are written whole or not at all
+(``fastnn.files``).
 """
+import json
 import math
 import numbers
 import os
@@ -14,15 +19,26 @@ import time
 
 import numpy as np
 
-from fastnn import optim
-from fastnn.cli._common import OptionError, have_matplotlib, prepare_out
+from fastnn import optim, tabular
+from fastnn.cli._common import (
+    OptionError,
+    check_test_size,
+    evaluate_part,
+    have_matplotlib,
+    prepare_out,
+    scores_text,
+)
 from fastnn.data import load_digits
-from fastnn.files import save_figure
+from fastnn.files import atomic_write, save_figure
 from fastnn.nn import Dense, Dropout
 from fastnn.nn.mlp import build_mlp
 from fastnn.optim import OPTIMIZERS
 
-__all__ = ["check_options", "plot_learning_curve", "run"]
+__all__ = ["DATA_FILES", "VALIDATION", "check_options", "plot_learning_curve", "run", "run_data"]
+
+#: ``run_data``: the fraction of the training part held out for validation (a stratified
+#: draw), when the training part has ``tabular.MIN_ROWS`` rows or more.
+VALIDATION = 0.1
 
 
 def _integer(value):
@@ -132,12 +148,7 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
                         validation_split=0.1, seed=seed, verbose=verbose)
     test_loss, test_accuracy = model.evaluate(X_test, y_test)
     model.save(os.path.join(out, "model.npz"))
-    if plot and not history.epoch:
-        curve = os.path.join(out, "learning_curve.png")
-        if os.path.isfile(curve):  # an earlier run's curve must not pass for this one's
-            os.remove(curve)
-        print("fastnn train: no epoch trained: no learning_curve.png", file=sys.stderr)
-        plot = False
+    plot = _plot_wanted(plot, history, out)
     if plot:
         plot_learning_curve(history, os.path.join(out, "learning_curve.png"))
     print(f"digits: {X_train.shape[0]} training and {X_test.shape[0]} test images; layers "
@@ -150,25 +161,126 @@ def run(hidden=(256, 128), epochs=30, batch_size=64, optimizer="adam", lr=3e-3, 
     return model, history, test_accuracy
 
 
-def plot_learning_curve(history, path):
-    """Loss and accuracy per epoch (training and validation) in one PNG."""
+#: The files ``run_data`` writes in ``out`` (and learning_curve.png).
+DATA_FILES = ("model.npz", "model.json", "report.json")
+
+
+def run_data(data, target=None, task="auto", drop=(), test_size=0.2, hidden=(256, 128),
+             epochs=30, batch_size=64, optimizer="adam", lr=3e-3, decay=0.05, l2=0.0,
+             dropout=0.0, seed=0, backend=None, out="fastnn-run", plot=True, verbose=True):
+    """Train on the data file ``data`` (CSV, .npz or Parquet: ``fastnn.tabular``): the target
+    column(s) ``target`` (None: the last column), ``task`` ("auto": inferred), the columns in
+    ``drop`` left out, every other column a feature. A stratified ``test_size`` of the rows is
+    held out for testing, ``VALIDATION`` of the rest for validation; the model is ``build_mlp``
+    with a ``Normalization`` first layer (learned from the training rows) and the task's loss;
+    a regression model trains on standardized targets, then predicts in their units (the
+    scaling folded into its last layer).
+
+    Prints the test score (accuracy, R^2 and MAE for regression) and writes ``out/model.npz``,
+    ``out/model.json`` (the columns and classes, for ``fastnn predict``), ``out/report.json``
+    and ``out/learning_curve.png``. Every argument (``OptionError``) and the data
+    (``tabular.DataError``) are checked before anything is written. Returns (model, history,
+    the test scores: a dict)."""
+    hidden = tuple(hidden)
+    check_options(hidden, epochs, batch_size, optimizer, lr, decay, l2, dropout, seed, backend)
+    test_size = check_test_size(test_size)
+    dataset = tabular.load_data(data, target, task, drop)
+    schema = dataset.schema
+    _check_memory(hidden, batch_size, dataset.X.shape[1], schema.n_outputs)
+    train_part, test_part = tabular.split(dataset, test_size, seed)
+    fit_part, val_part = train_part, None
+    if len(train_part) >= tabular.MIN_ROWS:
+        fit_part, val_part = tabular.split(train_part, VALIDATION, seed + 1)
+    if plot and not have_matplotlib():
+        print("fastnn train: matplotlib is not installed: no learning_curve.png "
+              "(pip install matplotlib)", file=sys.stderr)
+        plot = False
+    prepare_out(out, list(DATA_FILES) + (["learning_curve.png"] if plot else []))
+    start = time.perf_counter()
+    y_fit = y_val = scaling = None
+    if schema.task == "regression":  # (trained on standardized targets)
+        scaling = tabular.target_scaling(fit_part.y)
+        y_fit = tabular.scale_targets(fit_part.y, scaling)
+        if val_part is not None:
+            y_val = tabular.scale_targets(val_part.y, scaling)
+    else:
+        y_fit, y_val = fit_part.y, None if val_part is None else val_part.y
+    model = build_mlp(hidden, schema.n_outputs, dropout, backend, loss=schema.loss,
+                      normalize=True)
+    history = model.fit(fit_part.X, y_fit, epochs=epochs, batch_size=batch_size,
+                        optimizer=OPTIMIZERS[optimizer](lr=lr), l2=l2,
+                        schedule=optim.inverse_time(lr, decay),
+                        validation_data=None if val_part is None else (val_part.X, y_val),
+                        seed=seed, verbose=verbose)
+    if scaling is not None:
+        tabular.unscale_outputs(model, *scaling)
+    scores = evaluate_part(model, test_part)
+    tabular.save_model(model, os.path.join(out, "model.npz"), schema)
+    plot = _plot_wanted(plot, history, out)
+    name = os.path.basename(os.fspath(data))
+    if plot:
+        plot_learning_curve(history, os.path.join(out, "learning_curve.png"),
+                            f"fastnn: MLP on {name} ({schema.task})",
+                            "loss (standardized targets)" if scaling is not None else "loss")
+    seconds = time.perf_counter() - start
+    rows = {"all": len(dataset), "training": len(fit_part),
+            "validation": 0 if val_part is None else len(val_part), "test": len(test_part)}
+    report = {"data": os.fspath(data), **schema.to_dict(), "rows": rows, "test": scores,
+              "epochs": len(history.epoch), "seconds": round(seconds, 3),
+              "options": {"hidden": list(hidden), "epochs": epochs, "batch_size": batch_size,
+                          "optimizer": optimizer, "lr": lr, "decay": decay, "l2": l2,
+                          "dropout": dropout, "seed": seed, "test_size": test_size,
+                          "backend": model.backend},
+              "files": {"model": "model.npz", "description": "model.json",
+                        "learning_curve": "learning_curve.png" if plot else None}}
+    del report["format"]
+    with atomic_write(os.path.join(out, "report.json"), "w") as f:
+        json.dump(report, f, indent=1)
+        f.write("\n")
+    print(f"{name}: {rows['all']} rows, {dataset.X.shape[1]} features, target "
+          f"{', '.join(schema.target)} ({schema.describe()}); {rows['training']} training, "
+          f"{rows['validation']} validation and {rows['test']} test rows; layers "
+          f"{'-'.join(map(str, (dataset.X.shape[1], *hidden, schema.n_outputs)))} (inputs "
+          f"normalized); {optimizer} lr {lr} decay {decay}; backend {model.backend}")
+    print(f"{scores_text(schema.task, scores)} after {len(history.epoch)} epochs in "
+          f"{seconds:.1f} s (including compilation); model, report"
+          f"{' and learning curve' if plot else ''} in {out}/")
+    return model, history, scores
+
+
+def _plot_wanted(plot, history, out):
+    """Whether to plot the learning curve: asked for, and at least one epoch trained (else an
+    earlier run's curve in ``out`` is removed, so that it cannot pass for this one's)."""
+    if plot and not history.epoch:
+        curve = os.path.join(out, "learning_curve.png")
+        if os.path.isfile(curve):
+            os.remove(curve)
+        print("fastnn train: no epoch trained: no learning_curve.png", file=sys.stderr)
+        return False
+    return plot
+
+
+def plot_learning_curve(history, path, title="fastnn: MLP on handwritten digits", loss="loss"):
+    """Loss and accuracy (R^2 for regression) per epoch (training and validation) in one PNG;
+    ``loss``: the label of the loss axis."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     epochs = np.arange(1, len(history.epoch) + 1)
+    metric = "accuracy" if "accuracy" in history.history else "r2"
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4))
     try:
-        for key, ax in (("loss", ax_loss), ("accuracy", ax_acc)):
+        for key, ax in (("loss", ax_loss), (metric, ax_acc)):
             ax.plot(epochs, history[key], label=f"training {key}")
             if f"val_{key}" in history.history:
                 ax.plot(epochs, history[f"val_{key}"], label=f"validation {key}")
             ax.set_xlabel("epoch")
-            ax.set_ylabel(key)
+            ax.set_ylabel(loss if key == "loss" else key)
             ax.legend()
             ax.grid(alpha=0.3)
         ax_loss.set_yscale("log")
-        fig.suptitle("fastnn: MLP on handwritten digits")
+        fig.suptitle(title)
         fig.tight_layout()
         save_figure(fig, path)
     finally:

@@ -1,7 +1,11 @@
 """The search job, ``python -m fastnn tune``: a random search (or grid, or coarse to fine) over
 an MLP's hyperparameters on the handwritten digits (``fastnn.tune.digits_space`` explored by
 ``fastnn.tune.MLPObjective``), with a progress bar over trials, the top trials as a table, the
-best model saved, its test accuracy, and plots in ``out``.
+best model saved, its test accuracy, and plots in ``out``. With ``data`` (``tune --data``) the
+search runs on the user's data file instead (``fastnn.tabular``, as ``train --data``): a
+stratified test part held out, the trials trained on the rest less a validation part and scored
+with the task's metric (accuracy, R^2 for regression), the best model saved with its
+description (best_model.json, for ``fastnn predict``).
 
 Everything that can be checked is checked before the first trial (``OptionError``,
 ``SpaceError``, ``StorageError``): the search space against the objective, the output folder,
@@ -19,7 +23,15 @@ import time
 
 import optuna
 
-from fastnn.cli._common import OptionError, have_matplotlib, prepare_out
+from fastnn import tabular
+from fastnn.cli._common import (
+    OptionError,
+    check_test_size,
+    evaluate_part,
+    have_matplotlib,
+    prepare_out,
+    scores_text,
+)
 from fastnn.data import load_digits
 from fastnn.files import atomic_write
 from fastnn.nn import load
@@ -45,19 +57,29 @@ FILES = ("best_model.npz", "trials.csv", "lr_vs_accuracy.png", "rounds.png",
          "grid_vs_random.png")
 
 
-def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="random", seed=0,
+def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random", seed=0,
         epochs=20, out="fastnn-tune", prune=False, executor="process", dask=None, heartbeat=10,
-        space=None, progress=True):
+        space=None, progress=True, data=None, target=None, task="auto", drop=(),
+        test_size=0.2):
     """Search, then print the top trials and the best model's test accuracy and write
     ``out/``: best_model.npz, trials.csv, lr_vs_accuracy.png, rounds.png (lr against beta, the
     regions of the rounds) and grid_vs_random.png. storage: default ``sqlite:///out/tune.db``.
-    dask: None, "local" (a LocalCluster of ``jobs`` one-thread workers on 127.0.0.1) or a
-    scheduler address. space: a SearchSpace, or a dict of some of ``digits_space``'s
-    distributions (the others keep their defaults), or None (``digits_space()``). Returns the
-    SearchResult."""
+    study: the study's name in the storage (default "digits", or the data file's name without
+    its extension). dask: None, "local" (a LocalCluster of ``jobs`` one-thread workers on
+    127.0.0.1) or a scheduler address. space: a SearchSpace, or a dict of some of
+    ``digits_space``'s distributions (the others keep their defaults), or None
+    (``digits_space()``). data: None (the digits) or the user's data file, with ``target``,
+    ``task``, ``drop`` and ``test_size`` as in ``fastnn.cli.train.run_data`` (the best model's
+    description is written too: best_model.json). Returns the SearchResult."""
     if not isinstance(space, SearchSpace):
         space = SearchSpace({**digits_space().distributions, **(space or {})})
-    objective = MLPObjective(epochs=epochs, seed=seed)
+    test = None
+    if data is None:
+        objective = MLPObjective(epochs=epochs, seed=seed)
+    else:
+        objective, test = _data_objective(data, target, task, drop, test_size, epochs, seed)
+    if study is None:
+        study = "digits" if data is None else os.path.splitext(os.path.basename(data))[0]
     objective.check_space(space)  # a bad range fails now, not when its bad value is drawn
     heartbeat = positive_count("heartbeat", heartbeat, MAX_HEARTBEAT)
     if in_memory(storage) and (dask is not None or jobs > 1):
@@ -69,7 +91,7 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
     plots = have_matplotlib()
     if storage is not None:
         open_storage(storage, heartbeat)  # a bad URL fails now (StorageError), ...
-    prepare_out(out, FILES)
+    prepare_out(out, FILES + (("best_model.json",) if data is not None else ()))
     prepare_out(os.path.join(out, "models"), name="out")  # the trials' models go there
     if storage is None:
         storage = f"sqlite:///{os.path.join(out, 'tune.db')}"
@@ -88,7 +110,7 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
         result = search(objective, space, trials, rounds=rounds, sampler=sampler, seed=seed,
                         storage=storage, study_name=study, jobs=jobs, executor=where, prune=prune,
                         heartbeat=heartbeat, model_dir=os.path.join(out, "models"),
-                        progress=progress)
+                        metric=f"val_{objective.metric}", progress=progress)
     seconds = time.perf_counter() - start
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
     print(f"study {study!r} in {storage}: {counts}; this run {seconds:.1f} s")
@@ -99,7 +121,7 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
                                 f"model; trials in {os.path.join(out, 'trials.csv')}")
 
     best = result.best
-    _best_model(best, os.path.join(out, "best_model.npz"), seed)
+    _best_model(best, os.path.join(out, "best_model.npz"), seed, test)
     comparison = grid_vs_random(space, trials, seed)
     print(f"distinct values tried with {trials} trials (why random search is the default):")
     print("\n".join(f"  {name:<8} grid {g:>3}   random {r:>3}"
@@ -113,21 +135,57 @@ def run(trials=20, jobs=1, storage=None, study="digits", rounds=1, sampler="rand
     return result
 
 
-def _best_model(best, path, seed):
-    """Copy the best trial's model to ``path`` (whole or not at all) and print its test accuracy;
-    a note instead when its file is missing or damaged (the search result stands)."""
+#: ``tune --data``: the fraction of the training part held out to score the trials (stratified).
+VALIDATION = 0.2
+
+
+def _data_objective(data, target, task, drop, test_size, epochs, seed):
+    """(objective, (test part, target scaling or None)) for a search on the data file ``data``:
+    a stratified ``test_size`` held out for the best model's test score, ``VALIDATION`` of the
+    rest to score the trials; regression targets standardized (``fastnn.tabular``)."""
+    test_size = check_test_size(test_size)
+    dataset = tabular.load_data(data, target, task, drop)
+    schema = dataset.schema
+    train_part, test_part = tabular.split(dataset, test_size, seed)
+    fit_part, val_part = tabular.split(train_part, VALIDATION, seed + 1)
+    y_fit, y_val, scaling = fit_part.y, val_part.y, None
+    if schema.task == "regression":
+        scaling = tabular.target_scaling(fit_part.y)
+        y_fit, y_val = (tabular.scale_targets(y, scaling) for y in (y_fit, y_val))
+    objective = MLPObjective(epochs=epochs, data=(fit_part.X, y_fit, val_part.X, y_val),
+                             seed=seed, loss=schema.loss, n_outputs=schema.n_outputs,
+                             normalize=True,
+                             name=f"{os.path.basename(data)} {dataset.fingerprint()}")
+    return objective, (test_part, scaling)
+
+
+def _best_model(best, path, seed, test=None):
+    """Copy the best trial's model to ``path`` (whole or not at all) and print its test score;
+    a note instead when its file is missing or damaged (the search result stands). test: None
+    (the digits' test part) or (the data's test part, its target scaling): the model, in the
+    targets' units, is saved with its description (``fastnn.tabular.save_model``)."""
     source = best.attrs.get("model")
-    note = (f"best: trial {best.number} (round {best.round}), validation accuracy "
+    metric = "R^2" if test is not None and test[0].schema.task == "regression" else "accuracy"
+    note = (f"best: trial {best.number} (round {best.round}), validation {metric} "
             f"{best.value:.4f}")
     try:
         if source is None:
             raise ValueError("the trial saved no model")
         model = load(source)
-        with open(source, "rb") as f, atomic_write(path) as copy:
-            shutil.copyfileobj(f, copy)
+        if test is not None:
+            if test[1] is not None:
+                tabular.unscale_outputs(model, *test[1])
+            tabular.save_model(model, path, test[0].schema)
+        else:
+            with open(source, "rb") as f, atomic_write(path) as copy:
+                shutil.copyfileobj(f, copy)
     except (OSError, ValueError) as error:
         print(f"{note}; {best.hyperparameters}; its model cannot be copied to {path}: "
               f"{' '.join(str(error).split())}", file=sys.stderr)
+        return
+    if test is not None:
+        scores = evaluate_part(model, test[0])
+        print(f"{note}, {scores_text(test[0].schema.task, scores)}; {best.hyperparameters}")
         return
     _, _, X_test, y_test = load_digits(seed=seed)
     _, test_accuracy = model.evaluate(X_test, y_test)

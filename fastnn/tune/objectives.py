@@ -1,4 +1,5 @@
-"""Ready-made objectives: the validation accuracy of a batch-normalized MLP (``fastnn tune``'s)."""
+"""Ready-made objectives: the validation score of a batch-normalized MLP (``fastnn tune``'s):
+its accuracy on the digits or on a classification data set, R^2 on a regression one."""
 import functools
 import math
 import numbers
@@ -7,7 +8,7 @@ import numpy as np
 
 from fastnn import optim
 from fastnn.data import load_digits
-from fastnn.nn import TrainingDivergedError
+from fastnn.nn import TrainingDivergedError, losses
 from fastnn.nn.mlp import build_mlp
 from fastnn.optim import OPTIMIZERS
 from fastnn.tune.space import SpaceError
@@ -49,21 +50,28 @@ def _digits(seed, validation_split):
 
 
 class MLPObjective:
-    """Validation accuracy of ``build_mlp((hidden,) * layers, ...)`` after ``epochs`` epochs.
+    """Validation score of ``build_mlp((hidden,) * layers, ...)`` after ``epochs`` epochs: its
+    accuracy, or R^2 for a regression loss (the metric of ``loss``: ``metric``).
 
     data: (X_train, y_train, X_val, y_val), or None for the handwritten digits: the training part
     of ``fastnn.data.load_digits(seed=seed)`` with its last ``validation_split`` held out, loaded
     here, once (the arrays travel with the objective: workers need neither scikit-learn nor a
     copy of the data). train_size: use only the first rows of the training data (quick runs).
     seed: the model's initialization and shuffling (the same in every trial: only the
-    hyperparameters differ).
+    hyperparameters differ). loss: the model's loss (``fastnn.nn.losses``; softmax
+    cross-entropy for the digits); n_outputs: its outputs (None: the largest class id in
+    y_train + 1 for softmax cross-entropy, else y_train's columns); normalize: a
+    ``Normalization`` first layer (learned from each trial's training data). name: the data's
+    name in ``settings`` (default "digits" or "data"; give one that changes with the data, a
+    hash say, so that a search does not resume on other data).
 
     Hyperparameters (keywords of the call; a search space names any of them):
     lr; beta (the optimizer's averaging coefficient: Momentum's and RMSprop's beta, Adam's beta1;
     default: the optimizer's); beta2 (Adam's); hidden (units per hidden layer); layers; l2 (the
     lambda of the L2 penalty); dropout (rate); batch_size; decay (inverse-time learning-rate
     decay lr / (1 + decay * epoch)); optimizer ("adam", "momentum", "rmsprop", "gd").
-    Stored with the trial: train_accuracy, epochs (run), diverged; the model (``model_dir``).
+    Stored with the trial: train_accuracy (train_r2 for regression), epochs (run), diverged;
+    the model (``model_dir``).
     A run whose loss becomes NaN or inf raises ``TrainingDivergedError`` (stored with
     diverged=True): the search records the trial as failed, with the reason, and goes on.
     ``check_space(space)`` checks a search space against ``REQUIREMENTS`` (``search`` calls it
@@ -71,7 +79,8 @@ class MLPObjective:
     """
 
     def __init__(self, epochs=20, data=None, validation_split=0.2, train_size=None, seed=0,
-                 backend=None):
+                 backend=None, loss="softmax_cross_entropy", n_outputs=None, normalize=False,
+                 name=None):
         if not _positive_int(epochs):
             raise ValueError(f"MLPObjective: epochs must be an integer >= 1, got {epochs!r}")
         if train_size is not None and not _positive_int(train_size):
@@ -80,7 +89,13 @@ class MLPObjective:
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"MLPObjective: validation_split must be in (0, 1), got "
                              f"{validation_split!r}")
-        self.name = "digits" if data is None else "data"
+        loss_fn = losses.get(loss)  # (ValueError naming the losses)
+        if n_outputs is not None and not _positive_int(n_outputs):
+            raise ValueError(f"MLPObjective: n_outputs must be None or an integer >= 1, got "
+                             f"{n_outputs!r}")
+        self.loss, self.metric = loss_fn.name, loss_fn.metric
+        self.n_outputs, self.normalize = n_outputs, bool(normalize)
+        self.name = name or ("digits" if data is None else "data")
         self.data = _digits(seed, validation_split) if data is None else tuple(data)
         self.epochs, self.train_size, self.seed, self.backend = epochs, train_size, seed, backend
 
@@ -100,7 +115,10 @@ class MLPObjective:
         return {"objective": type(self).__name__, "epochs": self.epochs,
                 "train_size": self.train_size, "seed": self.seed, "backend": self.backend,
                 "data": self.name, "train_shape": list(self.data[0].shape),
-                "validation_shape": list(self.data[2].shape)}
+                "validation_shape": list(self.data[2].shape),
+                **({"loss": self.loss, "n_outputs": self.n_outputs, "normalize": self.normalize}
+                   if (self.loss, self.n_outputs, self.normalize)
+                   != ("softmax_cross_entropy", None, False) else {})}  # (older studies match)
 
     def check_space(self, space):
         """Raise ``fastnn.tune.SpaceError`` (a ValueError) naming the hyperparameter if the
@@ -130,21 +148,30 @@ class MLPObjective:
             if not ok(value):
                 raise ValueError(f"MLPObjective: {name} must be {text}, got {value!r}")
         X, y, X_val, y_val = self.load()
-        model = build_mlp((int(hidden),) * int(layers), int(np.max(y)) + 1, dropout, self.backend)
+        model = build_mlp((int(hidden),) * int(layers), self._outputs(y), dropout, self.backend,
+                          loss=self.loss, normalize=self.normalize)
         schedule = optim.inverse_time(lr, decay) if decay else None
         try:
             history = model.fit(X, y, epochs=self.epochs, batch_size=int(batch_size),
                                 optimizer=_optimizer(optimizer, lr, beta, beta2), l2=l2,
                                 schedule=schedule, validation_data=(X_val, y_val),
-                                callbacks=[trial.callback()], seed=self.seed, verbose=False)
+                                callbacks=[trial.callback(f"val_{self.metric}")], seed=self.seed,
+                                verbose=False)
         except TrainingDivergedError:
             trial.set_attrs(diverged=True)
             raise  # a failed trial (the search records why and goes on)
-        val_accuracy = model.evaluate(X_val, y_val)[1]
-        trial.set_attrs(train_accuracy=history["accuracy"][-1], epochs=len(history.epoch),
-                        diverged=False)
+        score = model.evaluate(X_val, y_val)[1]
+        trial.set_attrs(**{f"train_{self.metric}": history[self.metric][-1]},
+                        epochs=len(history.epoch), diverged=False)
         trial.save_model(model)
-        return val_accuracy
+        return score
+
+    def _outputs(self, y):
+        if self.n_outputs is not None:
+            return self.n_outputs
+        if self.loss == "softmax_cross_entropy":
+            return int(np.max(y)) + 1
+        return 1 if np.ndim(y) == 1 else int(np.shape(y)[1])
 
 
 def _positive_int(value):
