@@ -445,6 +445,7 @@ class Schema:
         in the data) or values under the target's name, then for classification a probability
         column per class (``proba_CLASS``; multi-label: ``proba_COLUMN``)."""
         labels = model.predict(X)
+        labels = labels.reshape(labels.shape[0], -1) if self.task == "multilabel" else labels
         if self.task == "regression":
             values = labels.reshape(labels.shape[0], -1).astype(np.float32)
             return list(self.target), [[str(v) for v in row] for row in values]

@@ -170,6 +170,21 @@ def test_multilabel_csv_predicts_one_column_per_label(tmp_path, capsys):
     assert all(v in ("0", "1") for r in rows for v in r[:3])
 
 
+def test_multilabel_with_one_label_column(tmp_path, capsys):
+    """--task multilabel with one 0/1 target column: one output, scored and predicted as a
+    label column (not a crash on 1-D labels)."""
+    data = multilabel_csv(tmp_path / "colours.csv")
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(data), "--target", "red", "--task", "multilabel",
+                 *QUICK, "--out", str(out)]) == 0
+    assert "all labels right in" in capsys.readouterr().out
+    predictions = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(out / "model.npz"), "--data", str(data),
+                 "--out", str(predictions)]) == 0
+    header, rows = read_csv(predictions)
+    assert header == ["red", "proba_red"] and all(r[0] in ("0", "1") for r in rows)
+
+
 def test_regression_csv_predicts_in_the_targets_units(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     data = regression_csv(tmp_path / "houses.csv")
@@ -301,6 +316,7 @@ def test_unscale_outputs_folds_the_target_scaling_into_the_last_layer():
     X = np.random.default_rng(6).standard_normal((20, 3)).astype(np.float32)
     model = build_mlp((8,), 2, backend="numpy", loss="mean_squared_error", normalize=True)
     model.build(3)
+    model.layers[0].adapt(X)
     before = model.predict(X)
     mean, scale = np.array([100.0, -3.0]), np.array([7.0, 0.5])
     tabular.unscale_outputs(model, mean, scale)

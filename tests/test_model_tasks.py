@@ -169,3 +169,31 @@ def test_normalization_input_gradient_passes_the_check():
     norm = Normalization().adapt(X)
     upstream = np.random.default_rng(3).standard_normal((9, 4))
     assert gradcheck(norm, X, upstream).difference < 1e-7
+
+
+def test_an_unadapted_normalization_refuses_to_run():
+    """A Normalization layer that has learned nothing raises instead of passing the inputs
+    through unchanged (a later fit would then change what earlier steps trained on)."""
+    X = np.random.default_rng(0).standard_normal((8, 3))
+    m = Sequential([Normalization(), Dense(1)], loss="mse").build(3)
+    for call in (lambda: m.predict(X), lambda: m.train_on_batch(X, X[:, 0])):
+        with pytest.raises(RuntimeError, match="Normalization: .*adapt"):
+            call()
+    m.layers[0].adapt(X)
+    assert m.predict(X).shape == (8,)
+
+
+def test_the_training_r2_leaves_the_l2_penalty_out():
+    """History's and train_on_batch's R^2 come from the data's squared error, not the loss with
+    its L2 penalty (one full batch per epoch: the epoch's R^2 is the start's)."""
+    X, y = regression_data(n=50)
+    runs = []
+    for _ in range(2):
+        m = model("mse", normalize=False).build(4, seed=2)
+        prediction = m.predict(X).astype(np.float64)
+        runs.append((m, 1 - np.mean((prediction - y) ** 2) / np.var(y)))
+    (fitted, want), (stepped, _) = runs
+    history = fitted.fit(X, y, epochs=1, batch_size=50, l2=10.0, shuffle=False, verbose=False)
+    assert history["r2"][0] == pytest.approx(want, rel=1e-5)
+    assert stepped.train_on_batch(X, y, l2=10.0)[1] == pytest.approx(want, rel=1e-5)
+    assert history["loss"][0] > np.mean((prediction - y) ** 2)  # (the loss has the penalty)

@@ -70,7 +70,9 @@ def evaluate_part(model, part):
     right)."""
     scores = model.evaluate(part.X, part.y, return_dict=True)
     if part.schema.task == "multilabel":
-        scores["exact_match"] = float(np.mean(np.all(model.predict(part.X) == part.y, axis=1)))
+        n = len(part.y)  # (one label: predict and y are (n,))
+        right = model.predict(part.X).reshape(n, -1) == np.reshape(part.y, (n, -1))
+        scores["exact_match"] = float(np.mean(np.all(right, axis=1)))
     return scores
 
 

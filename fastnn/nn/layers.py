@@ -308,6 +308,7 @@ class Normalization(Layer):
         super().__init__()
         self.mean = self.variance = self.count = None
         self._pending = None  # (mean, variance, count) from an adapt() before the model is built
+        self._known_adapted = False  # (True once seen adapted: forward reads no device count)
 
     def adapt(self, X) -> Normalization:
         """Learn the mean and variance of each column of X (n_samples, n_features), in float64;
@@ -327,13 +328,15 @@ class Normalization(Layer):
         """Whether the statistics have been learned (``adapt``, a ``fit``, or a loaded model)."""
         if self.count is None:
             return self._pending is not None
-        return float(np.asarray(self.kernels.to_host(self.count))[0]) > 0
+        if not self._known_adapted:
+            self._known_adapted = float(np.asarray(self.kernels.to_host(self.count))[0]) > 0
+        return self._known_adapted
 
     def _assign_pending(self):
         k, dtype = self.kernels, self.mean.dtype
         for target, value in zip((self.mean, self.variance, self.count), self._pending):
             k.assign(target, k.to_backend(value.astype(dtype)))
-        self._pending = None
+        self._pending, self._known_adapted = None, True
 
     def bind(self, params, grads, input_grad=True):
         super().bind(params, grads, input_grad)
@@ -343,6 +346,7 @@ class Normalization(Layer):
             self._pending = tuple(np.asarray(to_host(a), np.float64)  # (a new build keeps them)
                                   for a in (self.mean, self.variance, self.count))
         k = self.kernels
+        self._known_adapted = False
         self.mean, self.count = k.zeros(n, dtype), k.zeros(1, dtype)
         self.variance, self._ones = (k.to_backend(np.ones(n, dtype)) for _ in range(2))
         self._zeros = k.zeros(n, dtype)
@@ -358,6 +362,10 @@ class Normalization(Layer):
         return {}
 
     def forward(self, X, training):
+        if not self.adapted:
+            raise RuntimeError("Normalization: the layer has not learned its statistics yet: "
+                               "call its adapt(X), or fit the model (a first layer learns them "
+                               "from the training data)")
         Y, self._cache = self.kernels.batchnorm_forward(
             X, self._ones, self._zeros, self.mean, self.variance, training=False, eps=0.0,
             out=self._output("Y", X, training))

@@ -340,8 +340,8 @@ class Sequential:
         try:
             with self._lock, self._step_kind(X.shape[0]):
                 with k.kernel_scope:
-                    loss, n_correct = self._loss_and_gradients(k.to_backend(X),
-                                                               k.to_backend(y), l2)
+                    loss, n_correct, _ = self._loss_and_gradients(k.to_backend(X),
+                                                                  k.to_backend(y), l2)
                 return float(loss), int(n_correct)  # (CUDA: read at the scope's end)
         except BaseException:  # (CUDA updates them before its check, at the scope's end)
             self._restore_state(saved)
@@ -349,12 +349,13 @@ class Sequential:
 
     def _loss_and_gradients(self, X, y, l2):
         """``loss_and_gradients`` on checked data (X of the model's dtype, C-contiguous; y checked
-        by ``_targets``): the training step's path, with no checks and no large allocations."""
+        by ``_targets``): the training step's path, with no checks and no large allocations.
+        Returns (loss, right predictions, the L2 penalty within the loss)."""
         k = self._kernels()
         logits = self._forward(X, training=True)
         dZ = self.workspace.array("dlogits", logits.shape, logits.dtype, k.empty)
         loss, dZ = self._loss_fn.compute(k, logits, y, dZ)
-        n_correct = self._loss_fn.correct(k, logits, y)
+        n_correct, penalty = self._loss_fn.correct(k, logits, y), 0.0
         self._backward(dZ)
         if l2:
             m = X.shape[0]
@@ -362,9 +363,9 @@ class Sequential:
                 raise NonFiniteError(f"the L2 factor l2 / m = {l2 / m:.3g} overflows "
                                      f"{self.dtype}")
             for W, dW in self._regularized:
-                loss += l2 / (2 * m) * k.sum_squares(W)
+                penalty = penalty + l2 / (2 * m) * k.sum_squares(W)
                 k.add_scaled(dW, l2 / m, W)
-        return loss, n_correct
+        return loss + penalty, n_correct, penalty
 
     def _targets(self, fn, y, n_rows, n_outputs, device_range=True):
         """y checked for the model's loss (``Loss.targets``) and ``n_outputs`` outputs, in the

@@ -141,7 +141,7 @@ def _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, 
             optimizer.lr = checks.scheduled_lr(FIT, schedule, epoch, optimizer)
         for c in callbacks:
             c.on_epoch_begin(model, epoch)
-        total, correct, seen = 0.0, 0, 0
+        total, penalties, correct, seen = 0.0, 0.0, 0, 0
         rng = np.random.default_rng([seed, epoch])  # each epoch its own stream: resumable
         model._begin_epoch(epoch, rng)
         order_seed = int(rng.integers(2**63)) if shuffle else None
@@ -150,17 +150,19 @@ def _run(model, X, y, validation, epochs, initial_epoch, batch_size, optimizer, 
             if per_step:
                 optimizer.lr = checks.scheduled_lr(FIT, schedule, step, optimizer)
             Xb, yb = _batch(model, k, X, rows, "X"), _batch(model, k, y, rows, "y")
-            loss, n_correct = train_step(model, Xb, yb, l2, optimizer,
-                                         f"at epoch {epoch + 1}, step {b + 1}")
+            loss, n_correct, penalty = train_step(model, Xb, yb, l2, optimizer,
+                                                  f"at epoch {epoch + 1}, step {b + 1}")
             total += loss * Xb.shape[0]
+            penalties += penalty * Xb.shape[0]
             correct += n_correct
             seen += Xb.shape[0]
             step += 1
             if progress is not None:
                 progress.update(1)
+                value = score(total - penalties, correct, seen)
                 progress.set_postfix(refresh=False, epoch=epoch + 1, loss=f"{total / seen:.4f}",
-                                     **{metric[:3]: f"{score(total / seen, correct, seen):.3f}"})
-        logs = {"loss": total / seen, metric: score(total / seen, correct, seen),
+                                     **{metric[:3]: f"{value:.3f}"})
+        logs = {"loss": total / seen, metric: score(total - penalties, correct, seen),
                 "lr": float(optimizer.lr)}
         if validation is not None:
             with model._lock:
@@ -196,20 +198,21 @@ def train_on_batch(model, X, y, optimizer, l2):
         model.build(X.shape[1])
     model.optimizer = optimizer
     try:
-        loss, n_correct = train_step(model, X, y, l2, optimizer, "in train_on_batch")
+        loss, n_correct, penalty = train_step(model, X, y, l2, optimizer, "in train_on_batch")
     except TrainingDivergedError:
         model._inputs(fn, X)  # a ValueError naming X when the NaN/inf came with the data
         raise
     except ValueError:
         model._targets(fn, y_given, X.shape[0], n_classes)  # (names the label)
         raise
-    return loss, _scorer(model, y)(loss, n_correct, X.shape[0])
+    return loss, _scorer(model, y)((loss - penalty) * X.shape[0], n_correct, X.shape[0])
 
 
 def train_step(model, X, y, l2, optimizer, where):
-    """One forward, backward and update on checked data; returns (loss, number of rows
-    classified right). All or nothing: on NaN or inf the running statistics are put back (and
-    the optimizer's update undone, or never made) and TrainingDivergedError says ``where``;
+    """One forward, backward and update on checked data; returns (loss, number of right
+    predictions, the L2 penalty within the loss). All or nothing: on NaN or inf the running
+    statistics are put back (and the optimizer's update undone, or never made) and
+    TrainingDivergedError says ``where``;
     any other error (a class label out of range that the CUDA kernels found) puts them back
     too. On the CUDA backend the whole step is checked at the end of its ``kernel_scope``,
     which also reads the loss and the count: one wait for the GPU per step."""
@@ -219,9 +222,10 @@ def train_step(model, X, y, l2, optimizer, where):
     try:
         with model._lock, model._step_kind(X.shape[0]):
             with k.kernel_scope:
-                loss, n_correct = model._loss_and_gradients(X, y, l2)
+                loss, n_correct, penalty = model._loss_and_gradients(X, y, l2)
                 optimizer.step_unchecked(model.flat_params, model.flat_grads)
             loss, n_correct = float(loss), int(n_correct)  # (read at the scope's end)
+            penalty = float(penalty)
             if not math.isfinite(loss):
                 raise FloatingPointError("the loss is not finite")
     except BaseException as error:
@@ -234,7 +238,7 @@ def train_step(model, X, y, l2, optimizer, where):
             f"training diverged {where} ({error}); the model keeps the parameters, optimizer "
             "state and running statistics of the last good step: lower the learning rate, or "
             "check the inputs and the initialization") from error
-    return loss, n_correct
+    return loss, n_correct, penalty
 
 
 def _logged(model, validation):
@@ -245,14 +249,15 @@ def _logged(model, validation):
 
 
 def _scorer(model, y):
-    """``score(mean loss, right predictions, rows)``: the metric of a built model's training
-    steps on targets from ``y``: the share of right predictions, or R^2 from the mean squared
-    error and the variance of y's outputs."""
+    """``score(summed data loss, right predictions, rows)``: the metric of a built model's
+    training steps on targets from ``y`` (the data loss: without the L2 penalty, summed over
+    the rows' batches as mean loss * rows): the share of right predictions, or R^2 from the mean
+    squared error and the variance of y's outputs."""
     if model._loss_fn.classifier:
         per_row = model._loss_fn.judged(1, model.n_classes)
         return lambda loss, correct, rows: correct / (rows * per_row)
     variance = losses.target_variance(y)
-    return lambda loss, correct, rows: losses.r2_score(loss, variance)
+    return lambda loss, correct, rows: losses.r2_score(loss / rows, variance)
 
 
 def _optimizer(fn, model, optimizer, n_features):

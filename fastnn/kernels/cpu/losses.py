@@ -68,13 +68,17 @@ def _loss_run(mode, z, y, g, scale):
 @jit(parallel=True)
 def _loss_parallel(mode, z, y, g, scale, row_len, blocks):
     """``_loss_run`` over ``blocks`` blocks of whole rows (``row_len`` values each) in
-    parallel; the sum of their sums."""
+    parallel; the sum of their sums, added in block order (a parallel reduction would add them
+    in an order that depends on the threads running)."""
     m = z.shape[0] // row_len
-    total = 0.0
+    sums = np.empty(blocks)
     for b in prange(blocks):
         i0 = b * m // blocks * row_len
         i1 = (b + 1) * m // blocks * row_len
-        total += _loss_run(mode, z[i0:i1], y[i0:i1], g[i0:i1], scale)
+        sums[b] = _loss_run(mode, z[i0:i1], y[i0:i1], g[i0:i1], scale)
+    total = 0.0
+    for b in range(blocks):
+        total += sums[b]
     return total
 
 

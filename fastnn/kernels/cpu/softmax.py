@@ -114,13 +114,19 @@ def _cross_entropy_rows(Z, labels, Y, dZ, use_rows, r0, r1):
 
 @jit(parallel=True)
 def _cross_entropy_parallel(Z, labels, Y, dZ, use_rows, blocks):
+    """The row blocks in parallel; the blocks' losses added in block order afterwards (a
+    parallel reduction would add them in an order that depends on the threads running)."""
     m = Z.shape[0]
-    loss, bad = 0.0, 0
+    parts = np.empty(blocks)
+    bad = 0
     for t in prange(blocks):
         part, part_bad = _cross_entropy_rows(Z, labels, Y, dZ, use_rows,
                                              t * m // blocks, (t + 1) * m // blocks)
-        loss += part
+        parts[t] = part
         bad += part_bad
+    loss = 0.0
+    for t in range(blocks):
+        loss += parts[t]
     return loss, bad
 
 
