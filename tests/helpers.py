@@ -1,4 +1,5 @@
 """Helpers shared by the test modules: parametrizations, tolerances, strategies, gradient checks."""
+import re
 import textwrap
 
 import numpy as np
@@ -110,3 +111,16 @@ def slow_search_script(sleep, n_trials, study_name):
                             study_name={study_name!r}, heartbeat=1, progress=False)
             print(result.counts())
     """)
+
+
+def cli_fails(argv, match, status=2):
+    """``fastnn``'s command line on ``argv`` ends with one line matching ``match`` (the message
+    it prints on stderr) and exit ``status``; returns the line."""
+    from fastnn.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(argv)
+    assert info.value.code == status
+    line = str(info.value)
+    assert "\n" not in line and re.search(match, line), line
+    return line

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import cli_fails as fails
 
 from fastnn import tabular
 from fastnn.cli import main
@@ -72,16 +73,6 @@ def regression_csv(path, n=150):
     y = 1000 + 80 * Z[:, 0] - 50 * Z[:, 1] + np.random.default_rng(2).normal(0, 5, n)
     return write_csv(path, ["f1", "f2", "f3", "f4", "price"],
                      [[*map(repr, x), repr(v)] for x, v in zip(X.tolist(), y.tolist())])
-
-
-def fails(argv, match, status=2):
-    """main(argv) ends with one line matching ``match`` (and exit ``status``)."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == status
-    line = str(info.value)
-    assert "\n" not in line and re.search(match, line), line
-    return line
 
 
 @pytest.fixture

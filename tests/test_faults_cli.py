@@ -2,12 +2,12 @@
 exit status 2 for a usage error (1 for a failure of the work, 130 for Ctrl-C), found before any
 work starts; a missing matplotlib skips the plots with a note."""
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from helpers import cli_fails as fails
 
 from fastnn.cli import main
 
@@ -29,16 +29,6 @@ def no_work(monkeypatch):
     except ImportError:
         return
     monkeypatch.setattr(fastnn.cli.tune, "search", work)
-
-
-def fails(argv, match, status=2):
-    """main(argv) ends with one line matching ``match`` on stderr and ``status``."""
-    with pytest.raises(SystemExit) as info:
-        main(argv)
-    assert info.value.code == status
-    line = str(info.value)
-    assert "\n" not in line and re.search(match, line), line
-    return line
 
 
 @pytest.fixture
