@@ -41,13 +41,13 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import math
 import os
 import zipfile
 import zlib
 
 import numpy as np
 
+from fastnn import backend as _backend
 from fastnn.files import atomic_write
 from fastnn.nn.layers import Dense
 
@@ -687,14 +687,10 @@ def unscale_outputs(model, mean, scale):
     if not (isinstance(last, Dense) and last.use_bias and last.activation == "linear"):
         raise ValueError(f"unscale_outputs: the last layer must be a Dense layer with a bias "
                          f"and no activation, got {last!r}")
-    flat, states = model.get_weights()
-    units = last.units
-    n_weights = math.prod(last.params["W"].shape)
-    W = flat[flat.size - units - n_weights:flat.size - units].reshape(-1, units)
-    b = flat[flat.size - units:]
-    W[...] = (W.astype(np.float64) * scale).astype(flat.dtype)
-    b[...] = (b.astype(np.float64) * scale + mean).astype(flat.dtype)
-    model.set_weights((flat, states))
+    k = _backend.get(model.backend)
+    W, b = (np.asarray(k.to_host(last.params[name]), np.float64) for name in ("W", "b"))
+    k.assign(last.params["W"], (W * scale).astype(model.dtype))
+    k.assign(last.params["b"], (b * scale + mean).astype(model.dtype))
 
 
 # --- saving --------------------------------------------------------------------------------------
