@@ -344,7 +344,11 @@ def test_ctrl_c_of_tune_with_two_worker_processes_ends_at_once(tmp_path):
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
-    assert process.returncode == 130, err
+    # 130, or death by SIGINT: the same status ($? = 130) to a shell. CPython 3.11 to 3.13 end a
+    # `python -m` process by SIGINT after its SystemExit when the KeyboardInterrupt first rose in
+    # code that exec() compiled (a dataclass being made while a module is imported, say), even
+    # though it was caught (the flag _Py_UnhandledKeyboardInterrupt; see CPython gh-128130).
+    assert process.returncode in (130, -signal.SIGINT), err
     assert err.splitlines() == ["fastnn tune: interrupted; run the same command again to "
                                 "resume the search"], err
     deadline = time.monotonic() + 5

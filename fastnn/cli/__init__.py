@@ -346,6 +346,8 @@ def main(argv=None):
     _add_data_options(p, "tune")
     p.set_defaults(func=_tune)
     args = parser.parse_args(argv)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _redeliver_interrupt(previous_hook)
     try:
         args.func(args)
     except _Failure as failure:
@@ -354,7 +356,25 @@ def main(argv=None):
         _exit(f"fastnn {args.command}: interrupted" + (
             "; run the same command again to resume the search" if args.command == "tune"
             else ""), 130)
+    finally:
+        sys.unraisablehook = previous_hook
     return 0
+
+
+def _redeliver_interrupt(hook):
+    """An ``unraisablehook`` that delivers a Ctrl-C again when Python dropped it: a
+    KeyboardInterrupt raised while a finalizer runs (a weakref callback, ``__del__``, which the
+    garbage collector calls between any two lines) can only be printed as "Exception ignored",
+    and the job would go on as if never interrupted. ``_thread.interrupt_main`` raises it again
+    in the main thread's next line. Other exceptions go to ``hook``."""
+    import _thread
+
+    def redeliver(unraisable):
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            _thread.interrupt_main()
+            return
+        hook(unraisable)
+    return redeliver
 
 
 def _add_data_options(p, command):
