@@ -239,7 +239,8 @@ def _tune(args):
         tune.run(trials=trials, jobs=jobs, storage=args.storage, study=args.study, rounds=rounds,
                  sampler=args.sampler, seed=args.seed, epochs=args.epochs, out=args.out,
                  prune=args.prune, executor=args.executor or "process", dask=args.dask,
-                 heartbeat=args.heartbeat, space=space, progress=not args.quiet, **data)
+                 heartbeat=args.heartbeat, space=space, progress=not args.quiet,
+                 models=args.models, **data)
     except (OptionError, SpaceError) as error:
         raise _Failure(f"{_option(error.name)}: {error}") from None
     except DataError as error:
@@ -342,6 +343,10 @@ def main(argv=None):
                    help="seconds between heartbeats of running trials; a killed run's trials "
                    "are re-run after twice that (10)")
     p.add_argument("--out", default="fastnn-tune", help="folder for the model, CSV and plots")
+    p.add_argument("--models", default=None, metavar="WHERE",
+                   help="where the trials keep their models: 'storage' (in the --storage "
+                   "database: every machine reaches it; the default with --dask ADDRESS) or a "
+                   "folder that every worker and this machine reach (default OUT/models)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _add_data_options(p, "tune")
     p.set_defaults(func=_tune)
@@ -365,13 +370,17 @@ def _redeliver_interrupt(hook):
     """An ``unraisablehook`` that delivers a Ctrl-C again when Python dropped it: a
     KeyboardInterrupt raised while a finalizer runs (a weakref callback, ``__del__``, which the
     garbage collector calls between any two lines) can only be printed as "Exception ignored",
-    and the job would go on as if never interrupted. ``_thread.interrupt_main`` raises it again
-    in the main thread's next line. Other exceptions go to ``hook``."""
-    import _thread
+    and the job would go on as if never interrupted. Another thread sends the main thread SIGINT
+    again, once the finalizer is over (a real signal: it also wakes a blocking wait; raising it
+    here would be dropped the same way). Other exceptions go to ``hook``."""
+    import signal
+    import threading
 
     def redeliver(unraisable):
         if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            _thread.interrupt_main()
+            main_thread = threading.main_thread().ident
+            threading.Thread(target=signal.pthread_kill, args=(main_thread, signal.SIGINT),
+                             name="fastnn-redeliver-sigint", daemon=True).start()
             return
         hook(unraisable)
     return redeliver

@@ -16,7 +16,6 @@ say) the table and trials.csv are still written, then ``SearchFailedError`` says
 import contextlib
 import csv
 import os
-import shutil
 import socket
 import sys
 import time
@@ -34,7 +33,7 @@ from fastnn.cli._common import (
 )
 from fastnn.data import load_digits
 from fastnn.files import atomic_write
-from fastnn.nn import load
+from fastnn.tune.models import IN_STORAGE
 from fastnn.tune.objectives import MLPObjective
 from fastnn.tune.plots import plot_grid_vs_random, plot_trials
 from fastnn.tune.search import (
@@ -60,7 +59,7 @@ FILES = ("best_model.npz", "trials.csv", "lr_vs_accuracy.png", "rounds.png",
 def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random", seed=0,
         epochs=20, out="fastnn-tune", prune=False, executor="process", dask=None, heartbeat=10,
         space=None, progress=True, data=None, target=None, task="auto", drop=(),
-        test_size=0.2):
+        test_size=0.2, models=None):
     """Search, then print the top trials and the best model's test accuracy and write
     ``out/``: best_model.npz, trials.csv, lr_vs_accuracy.png, rounds.png (lr against beta, the
     regions of the rounds) and grid_vs_random.png. storage: default ``sqlite:///out/tune.db``.
@@ -70,7 +69,9 @@ def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random",
     ``digits_space``'s distributions (the others keep their defaults), or None
     (``digits_space()``). data: None (the digits) or the user's data file, with ``target``,
     ``task``, ``drop`` and ``test_size`` as in ``fastnn.cli.train.run_data`` (the best model's
-    description is written too: best_model.json). Returns the SearchResult."""
+    description is written too: best_model.json). models: where the trials keep their models,
+    "storage" (the storage's database; the default with a scheduler address, whose workers may
+    be on other machines) or a folder (default ``out/models``). Returns the SearchResult."""
     if not isinstance(space, SearchSpace):
         space = SearchSpace({**digits_space().distributions, **(space or {})})
     test = None
@@ -91,8 +92,12 @@ def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random",
     plots = have_matplotlib()
     if storage is not None:
         open_storage(storage, heartbeat)  # a bad URL fails now (StorageError), ...
+    models_option = "out" if models is None else "models"  # which option an error names
+    if models is None:
+        models = IN_STORAGE if dask not in (None, "local") else os.path.join(out, "models")
     prepare_out(out, FILES + (("best_model.json",) if data is not None else ()))
-    prepare_out(os.path.join(out, "models"), name="out")  # the trials' models go there
+    if models != IN_STORAGE:
+        prepare_out(models, name=models_option)  # the trials' models go there
     if storage is None:
         storage = f"sqlite:///{os.path.join(out, 'tune.db')}"
         try:
@@ -109,7 +114,9 @@ def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random",
     with _where(dask, jobs, executor) as where:
         result = search(objective, space, trials, rounds=rounds, sampler=sampler, seed=seed,
                         storage=storage, study_name=study, jobs=jobs, executor=where, prune=prune,
-                        heartbeat=heartbeat, model_dir=os.path.join(out, "models"),
+                        heartbeat=heartbeat,
+                        model_dir=None if models == IN_STORAGE else models,
+                        artifact_store=IN_STORAGE if models == IN_STORAGE else None,
                         metric=f"val_{objective.metric}", progress=progress)
     seconds = time.perf_counter() - start
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
@@ -120,8 +127,7 @@ def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random",
         raise SearchFailedError(f"no trial completed ({outcome_summary(result.trials)}); no best "
                                 f"model; trials in {os.path.join(out, 'trials.csv')}")
 
-    best = result.best
-    _best_model(best, os.path.join(out, "best_model.npz"), seed, test)
+    _best_model(result, os.path.join(out, "best_model.npz"), seed, test)
     comparison = grid_vs_random(space, trials, seed)
     print(f"distinct values tried with {trials} trials (why random search is the default):")
     print("\n".join(f"  {name:<8} grid {g:>3}   random {r:>3}"
@@ -159,27 +165,25 @@ def _data_objective(data, target, task, drop, test_size, epochs, seed):
     return objective, (test_part, scaling)
 
 
-def _best_model(best, path, seed, test=None):
-    """Copy the best trial's model to ``path`` (whole or not at all) and print its test score;
-    a note instead when its file is missing or damaged (the search result stands). test: None
-    (the digits' test part) or (the data's test part, its target scaling): the model, in the
-    targets' units, is saved with its description (``fastnn.tabular.save_model``)."""
-    source = best.attrs.get("model")
+def _best_model(result, path, seed, test=None):
+    """Save the best trial's model (``SearchResult.best_model``: from its file or the storage)
+    to ``path`` (whole or not at all) and print its test score; a note instead when it is
+    missing or damaged (the search result stands). test: None (the digits' test part) or (the
+    data's test part, its target scaling): the model, in the targets' units, is saved with its
+    description (``fastnn.tabular.save_model``)."""
+    best = result.best
     metric = "R^2" if test is not None and test[0].schema.task == "regression" else "accuracy"
     note = (f"best: trial {best.number} (round {best.round}), validation {metric} "
             f"{best.value:.4f}")
     try:
-        if source is None:
-            raise ValueError("the trial saved no model")
-        model = load(source)
+        model = result.best_model()
         if test is not None:
             if test[1] is not None:
                 tabular.unscale_outputs(model, *test[1])
             tabular.save_model(model, path, test[0].schema)
         else:
-            with open(source, "rb") as f, atomic_write(path) as copy:
-                shutil.copyfileobj(f, copy)
-    except (OSError, ValueError) as error:
+            model.save(path)
+    except (OSError, ValueError, LookupError) as error:
         print(f"{note}; {best.hyperparameters}; its model cannot be copied to {path}: "
               f"{' '.join(str(error).split())}", file=sys.stderr)
         return

@@ -314,6 +314,7 @@ class TrialTask:
     objective: object
     pruner: object
     model_dir: str | None
+    artifact_store: object
     verbosity: int
 
     def __call__(self, round_, index, space, params):
@@ -339,7 +340,8 @@ class TrialTask:
             finished = []
             try:
                 study.optimize(functools.partial(call_objective, self.objective, self.model_dir,
-                                                 round_, index, space), n_trials=1,
+                                                 self.artifact_store, round_, index, space),
+                               n_trials=1,
                                catch=(TrialFailed, DuplicateTrial),
                                callbacks=[lambda _, trial: finished.append(trial)])
             except Exception as error:

@@ -34,6 +34,7 @@ import optuna
 from tqdm.auto import tqdm
 
 from fastnn.nn import load
+from fastnn.tune.models import artifact_store_for, download_model
 from fastnn.tune.parallel import TrialTask, Workers
 from fastnn.tune.space import SearchSpace, derive_seed
 from fastnn.tune.storage import in_memory, open_storage
@@ -98,8 +99,8 @@ class SearchResult:
     round), ``trials`` (a ``TrialRecord`` per trial, in order), ``best``, ``top(k)``,
     ``table(k)`` and ``best_model()``."""
 
-    def __init__(self, study, metric="val_accuracy"):
-        self.study, self.metric = study, metric
+    def __init__(self, study, metric="val_accuracy", artifact_store=None):
+        self.study, self.metric, self.artifact_store = study, metric, artifact_store
         attrs = study.user_attrs
         self.spaces = [SearchSpace.from_dict(attrs[ROUND_SPACE.format(r)])
                        for r in range(1, attrs[SETTINGS]["rounds"] + 1)
@@ -127,11 +128,21 @@ class SearchResult:
         return top[0]
 
     def best_model(self):
-        """The best trial's model, loaded from the file its objective saved."""
-        path = self.best.attrs.get("model")
+        """The best trial's model, loaded from where its objective kept it
+        (``Trial.save_model``): the search's artifact store, or its file."""
+        best = self.best
+        artifact = best.attrs.get("model_artifact")
+        if artifact is not None:
+            if self.artifact_store is None:
+                raise ValueError(f"SearchResult.best_model: trial {best.number} uploaded its "
+                                 f"model to an artifact store (id {artifact}); this result has "
+                                 "none (pass the search's artifact_store)")
+            return download_model(self.artifact_store, artifact)
+        path = best.attrs.get("model")
         if path is None:
-            raise ValueError(f"SearchResult.best_model: trial {self.best.number} saved no model "
-                             "(pass model_dir to search, and call trial.save_model)")
+            raise ValueError(f"SearchResult.best_model: trial {best.number} saved no model "
+                             "(pass model_dir or artifact_store to search, and call "
+                             "trial.save_model)")
         return load(path)
 
     def table(self, k=10):
@@ -214,7 +225,8 @@ def _pruner(prune):
 
 def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25, margin=0.1,
            seed=0, storage=None, study_name=None, jobs=1, executor="process", prune=False,
-           heartbeat=10, model_dir=None, metric="val_accuracy", progress=True):
+           heartbeat=10, model_dir=None, artifact_store=None, metric="val_accuracy",
+           progress=True):
     """Maximize ``objective`` over ``space`` with ``n_trials`` trials; returns a SearchResult.
 
     objective: ``objective(trial, **hyperparameters) -> float`` (see ``fastnn.tune.trial``; e.g.
@@ -233,9 +245,12 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
     prune: True for Optuna's MedianPruner(n_startup_trials=5, n_warmup_steps=4) on the reported
     learning curves (once 5 trials have completed, a trial whose value after epoch 5 or later is
     below the median of the completed trials' at that epoch stops), or an Optuna pruner.
-    heartbeat: seconds between the heartbeats of running trials in a database. model_dir: where
-    objectives save their models (a path all workers can reach). metric: the value's name in
-    tables. progress: a progress bar over trials.
+    heartbeat: seconds between the heartbeats of running trials in a database. model_dir: the
+    folder where objectives save their models (``Trial.save_model``; a path all workers and this
+    process reach). artifact_store: where they upload them instead: "storage" (the search's
+    database, which every worker reaches already) or an Optuna artifact store
+    (``fastnn.tune.models``). ``SearchResult.best_model()`` loads the best from either.
+    metric: the value's name in tables. progress: a progress bar over trials.
     """
     space = SearchSpace(space)
     n_trials = positive_count("n_trials", n_trials, MAX_TRIALS)
@@ -259,6 +274,10 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
     if callable(check_space):
         check_space(space)  # every value the space allows must suit the objective
     pruner = _pruner(prune)
+    if model_dir is not None and artifact_store is not None:
+        raise ValueError(f"search: pass model_dir or artifact_store (where the models are "
+                         f"kept), not both; got {model_dir!r} and {artifact_store!r}")
+    artifact_store = artifact_store_for(artifact_store, storage)
     workers = Workers(jobs, executor)
     if workers.remote:
         if not isinstance(storage, str) or in_memory(storage):
@@ -286,7 +305,7 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
         settings["objective"] = objective.settings()  # e.g. its epochs: trials must agree
     _check_settings(study, settings, storage)
     task = TrialTask(study.study_name, storage if workers.remote else optuna_storage, heartbeat,
-                     objective, pruner, model_dir, optuna.logging.get_verbosity())
+                     objective, pruner, model_dir, artifact_store, optuna.logging.get_verbosity())
     budgets = [n_trials // rounds + (r < n_trials % rounds) for r in range(rounds)]
     done = [t for t in _planned(study) if finished(t)]
     bar = tqdm(total=n_trials, initial=len(done), unit="trial", disable=not progress)
@@ -300,7 +319,7 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
                 _run_round(study, r, space_r, plan, workers, task, bar, heartbeat)
     finally:
         bar.close()
-    return SearchResult(study, metric)
+    return SearchResult(study, metric, artifact_store)
 
 
 def _planned(study, states=None):

@@ -5,7 +5,11 @@
   processes of one machine, which take turns (each transaction takes the file's write lock
   first, waiting up to 60 s for it).
 - ``"postgresql://user:password@host/db"`` (or any SQLAlchemy URL): a database server, for
-  workers on many machines (needs its driver, e.g. ``pip install psycopg2-binary``).
+  workers on many machines. Its driver: psycopg 3 (the ``tune`` extra installs it; URLs
+  ``postgresql://`` or ``postgresql+psycopg://``) or psycopg2 (``pip install psycopg2-binary``;
+  ``postgresql+psycopg2://``). A plain ``postgresql://`` takes whichever is installed, psycopg 3
+  first (SQLAlchemy alone would take only its default: psycopg 3 from SQLAlchemy 2.1 on,
+  psycopg2 before).
 - An ``optuna.storages.BaseStorage`` object: used as it is.
 
 URLs open an ``optuna.storages.RDBStorage`` (behind Optuna's cache of finished trials) with a
@@ -14,6 +18,7 @@ each ``heartbeat`` seconds, and a trial without one for 2 x ``heartbeat`` second
 killed) is marked failed, so that a resumed search runs it again.
 """
 import functools
+import importlib.util
 import os
 import random
 import time
@@ -22,7 +27,8 @@ import warnings
 import optuna
 import sqlalchemy
 
-__all__ = ["StorageError", "in_memory", "open_storage"]
+__all__ = ["StorageError", "configure_engine", "engine_options", "in_memory", "open_storage",
+           "shown_url"]
 
 
 class StorageError(RuntimeError):
@@ -68,34 +74,29 @@ def _check_sqlite_file(database, shown):
                            f"writable (SQLite keeps its write-ahead log there)")
 
 
-@functools.lru_cache(maxsize=None)
-def _rdb_storage(url, heartbeat):
+def shown_url(url):
+    """``url`` with its password hidden, for messages; StorageError when it is not a URL."""
     try:
-        shown = sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
     except sqlalchemy.exc.ArgumentError:
         raise StorageError(f"storage: {url!r} is not a database URL; expected e.g. "
                            "'sqlite:///tune.db' or 'postgresql://user:password@host/db'") from None
-    if url.startswith("sqlite"):
-        _check_sqlite_file(sqlalchemy.engine.make_url(url).database, shown)
-        engine_kwargs = {"connect_args": {"timeout": 60}}
-    elif url.startswith("postgresql"):
-        engine_kwargs = {"connect_args": {"connect_timeout": 10}}
-    else:
-        engine_kwargs = {}
+
+
+@functools.lru_cache(maxsize=None)
+def _rdb_storage(url, heartbeat):
+    shown = shown_url(url)
+    url, engine_kwargs = engine_options(url, shown)
     try:
         storage = _create(url, engine_kwargs, heartbeat)
     except ImportError as error:
         raise StorageError(f"storage: the database driver for {shown} is not installed "
-                           f"({error}); install it, e.g. pip install psycopg2-binary for "
-                           "PostgreSQL") from None
+                           f"({error}); install it") from None
     except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as error:
         raise StorageError(f"storage: cannot open {shown}: the database is unreachable or "
                            f"unusable ({type(error).__name__}: {str(error).splitlines()[0]})") \
             from None
-    if url.startswith("sqlite"):
-        sqlalchemy.event.listen(storage.engine, "connect", _sqlite_connect)
-        sqlalchemy.event.listen(storage.engine, "begin", _sqlite_begin)
-        storage.engine.dispose()  # the connections from now on are set up as above
+    configure_engine(storage.engine)
     try:  # another application's database with tables of the same names fails here, not later
         storage.get_all_studies()
     except Exception as error:
@@ -105,6 +106,53 @@ def _rdb_storage(url, heartbeat):
     # Optuna's cache of finished trials, kept for the process: each study loaded from a bare
     # RDBStorage gets a new, empty cache and reads every trial again (quadratic in trials).
     return optuna.storages.get_storage(storage)
+
+
+def engine_options(url, shown):
+    """(url, SQLAlchemy engine keyword arguments) for a database URL: an SQLite file is checked
+    and waits up to 60 s for the write lock; PostgreSQL gets its driver named and a 10 s connect
+    timeout."""
+    if url.startswith("sqlite"):
+        _check_sqlite_file(sqlalchemy.engine.make_url(url).database, shown)
+        return url, {"connect_args": {"timeout": 60}}
+    if url.startswith("postgresql"):
+        return _postgresql_driver(url, shown), {"connect_args": {"connect_timeout": 10}}
+    return url, {}
+
+
+def configure_engine(engine):
+    """SQLite: every connection from now on in write-ahead-log mode, each transaction taking the
+    write lock first (``_sqlite_connect``, ``_sqlite_begin``); other databases as they are."""
+    if engine.dialect.name != "sqlite":
+        return
+    sqlalchemy.event.listen(engine, "connect", _sqlite_connect)
+    sqlalchemy.event.listen(engine, "begin", _sqlite_begin)
+    engine.dispose()  # the connections from now on are set up as above
+
+
+#: PostgreSQL's drivers: (URL driver name, module, how to install it).
+POSTGRESQL_DRIVERS = (("psycopg", "psycopg", "pip install 'psycopg[binary]' (in fastnn[tune])"),
+                      ("psycopg2", "psycopg2", "pip install psycopg2-binary"))
+
+
+def _postgresql_driver(url, shown):
+    """``url`` with its PostgreSQL driver named: a plain ``postgresql://`` gets the first of
+    ``POSTGRESQL_DRIVERS`` that imports; StorageError when the driver asked for (or any, for a
+    plain URL) is not installed, saying which URL goes with which driver."""
+    parsed = sqlalchemy.engine.make_url(url)
+    wanted = parsed.drivername.partition("+")[2]
+    options = "; ".join(f"postgresql+{name}:// needs {install}"
+                        for name, _, install in POSTGRESQL_DRIVERS)
+    for name, module, _ in POSTGRESQL_DRIVERS:
+        if wanted in ("", name) and importlib.util.find_spec(module) is not None:
+            return url if wanted else parsed.set(drivername=f"postgresql+{name}") \
+                .render_as_string(hide_password=False)
+    if wanted and wanted not in {name for name, _, _ in POSTGRESQL_DRIVERS}:
+        return url  # another driver (pg8000, asyncpg...): SQLAlchemy says if it is missing
+    raise StorageError(f"storage: {shown} needs a PostgreSQL driver"
+                       f"{f' ({wanted})' if wanted else ''}, which is not installed: "
+                       f"postgresql:// takes psycopg 3 or psycopg2, whichever is installed; "
+                       f"{options}")
 
 
 def _create(url, engine_kwargs, heartbeat, attempts=10):

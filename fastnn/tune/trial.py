@@ -28,6 +28,7 @@ import optuna
 
 from fastnn.errors import NonFiniteError
 from fastnn.nn.callbacks import Callback
+from fastnn.tune.models import upload_model
 from fastnn.tune.space import SearchSpace
 
 __all__ = ["FAIL_REASON", "DuplicateTrial", "Trial", "TrialFailed", "call_objective",
@@ -59,12 +60,14 @@ class Trial:
 
     optuna_trial: the ``optuna.Trial`` underneath (its ``user_attrs`` hold ``round``, ``index``,
     ``hyperparameters``, ``worker``, ``curve`` and what ``set_attrs`` adds). params: the
-    hyperparameters. model_dir: where ``save_model`` writes, or None (then it writes nothing).
+    hyperparameters. model_dir: where ``save_model`` writes, or None; artifact_store: an Optuna
+    artifact store that ``save_model`` uploads to instead (``fastnn.tune.models``), or None.
     curve: {epoch: value} as reported.
     """
 
-    def __init__(self, optuna_trial, params, model_dir=None):
+    def __init__(self, optuna_trial, params, model_dir=None, artifact_store=None):
         self.optuna_trial, self.params, self.model_dir = optuna_trial, dict(params), model_dir
+        self.artifact_store = artifact_store
         self.curve = {}
         self._pruning = not isinstance(optuna_trial.study.pruner, optuna.pruners.NopPruner)
 
@@ -101,14 +104,20 @@ class Trial:
             self.optuna_trial.set_user_attr(key, value)
 
     def save_model(self, model):
-        """Save ``model`` as ``model_dir/STUDY-trial-NNNN.npz`` (STUDY: the study's name, made
-        safe for a file name; searches of several studies can share a model_dir); nothing without
-        a model_dir. Returns the path or None."""
+        """Keep ``model`` where the search keeps its trials' models (``fastnn.tune.models``):
+        uploaded to the artifact store (user attribute ``model_artifact``: its id, returned), or
+        saved as ``model_dir/STUDY-trial-NNNN.npz`` (STUDY: the study's name, made safe for a
+        file name; searches of several studies can share a model_dir; user attribute ``model``:
+        the path, returned); with neither, nothing is kept and None is returned."""
+        name = model_file(self.optuna_trial.study.study_name, self.number)
+        if self.artifact_store is not None:
+            artifact = upload_model(model, self.artifact_store, self.optuna_trial, name)
+            self.set_attrs(model_artifact=artifact)
+            return artifact
         if self.model_dir is None:
             return None
         os.makedirs(self.model_dir, exist_ok=True)
-        path = os.path.join(self.model_dir, model_file(self.optuna_trial.study.study_name,
-                                                       self.number))
+        path = os.path.join(self.model_dir, name)
         model.save(path)
         self.set_attrs(model=os.path.abspath(path))
         return path
@@ -161,10 +170,11 @@ def check_objective(objective, names):
                          f"({error})") from None
 
 
-def call_objective(objective, model_dir, round_, index, space, optuna_trial):
+def call_objective(objective, model_dir, artifact_store, round_, index, space, optuna_trial):
     """The objective's value for an ``optuna.Trial``, trial ``index`` of round ``round_`` of a
     search: the hyperparameters are drawn from ``space`` (``SearchSpace.to_dict()``; the
-    trial's sampler gives the planned values), then ``objective(Trial, **hyperparameters)`` runs.
+    trial's sampler gives the planned values), then ``objective(Trial, **hyperparameters)`` runs
+    (``Trial.save_model`` keeps models in ``model_dir`` or ``artifact_store``).
     A trial whose objective raises ``NonFiniteError`` (a diverged training) or ``MemoryError``, or
     returns NaN, inf or an integer too large for a float, raises ``TrialFailed`` with the
     reason stored (the search records it as failed and goes on); a value that is not a number
@@ -181,7 +191,7 @@ def call_objective(objective, model_dir, round_, index, space, optuna_trial):
     optuna_trial.set_user_attr("hyperparameters", params)
     optuna_trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
                                           "numba_threads": numba.get_num_threads()})
-    trial = Trial(optuna_trial, params, model_dir)
+    trial = Trial(optuna_trial, params, model_dir, artifact_store)
     try:
         value = objective(trial, **params)
     except NonFiniteError as error:
