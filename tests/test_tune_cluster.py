@@ -136,17 +136,20 @@ def test_two_searches_at_once_on_postgresql_share_the_trials(postgres, tmp_path)
 def test_worker_killed_in_the_middle_of_a_trial(postgres, cluster, tmp_path):
     """SIGKILL to the worker process running a trial: the search completes with every planned
     trial finished once (the killed one re-run elsewhere or in the restarted worker); the best
-    model comes from the database."""
+    model comes from the database. The killed trial is failed as soon as the scheduler has lost
+    its worker, long before its heartbeat (30 s here) would go stale."""
     search_ = tune("--trials", "8", "--dask", cluster.address, "--storage", postgres.url,
-                   "--study", "kill-worker", out=tmp_path / "o")
+                   "--study", "kill-worker", "--heartbeat", "30", out=tmp_path / "o")
     number, pid = wait_for(lambda: running_trial(postgres.url, "kill-worker"), 120,
                            "a trial running on a worker")
     assert pid in cluster.worker_pids().values()
     cluster.kill_worker(pid)
+    killed_at = time.time()
     out = finish(search_)
     killed = check_each_planned_trial_once(trials(postgres.url, "kill-worker"), 8)
     assert number in [t.number for t in killed]
     assert all(t.user_attrs["worker"]["pid"] == pid for t in killed)
+    assert all(t.datetime_complete.timestamp() - killed_at < 30 for t in killed)
     assert f"8 complete, {len(killed)} fail" in out
     assert load(tmp_path / "o" / "best_model.npz").n_features == 64
     cluster.wait_for_workers(2)  # the nanny restarted it

@@ -217,6 +217,21 @@ class Workers:
         else:  # threads cannot be stopped: the running trials end, the others are cancelled
             pool.shutdown(wait=True, cancel_futures=True)
 
+    def lost(self, trials):
+        """The numbers of the running ``trials`` (Optuna's ``FrozenTrial``) whose worker is known
+        to be gone: on a Dask cluster, those that started on a worker of this cluster that its
+        scheduler no longer has (killed, or its machine lost; a restarted worker has a new
+        address). Elsewhere none: the heartbeats find them, after 2 x heartbeat seconds."""
+        if not self.dask:
+            return []
+        scheduler = self.executor.scheduler.address
+        running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING
+                   and t.user_attrs.get("worker", {}).get("dask_scheduler") == scheduler]
+        if not running:
+            return []
+        alive = set(self.executor.scheduler_info()["workers"])
+        return [t.number for t in running if t.user_attrs["worker"]["dask_worker"] not in alive]
+
     def map(self, fn, calls):
         """``fn(*args)`` for each ``args`` of ``calls``; yield the results as they come. The first
         exception cancels the calls not started and is raised."""
@@ -239,6 +254,14 @@ class Workers:
                         "search: a worker process died in the middle of a trial (killed, or out "
                         "of memory); run the same search again to resume it (the trial runs "
                         "again once its heartbeat is stale)") from None
+                except Exception as error:
+                    if type(error).__name__ != "KilledWorker":  # distributed.KilledWorker
+                        raise
+                    raise WorkerDiedError(
+                        f"search: {error.allowed_failures + 1} Dask workers died in turn while "
+                        f"running the same trial (the last: {error.last_worker.address}); it "
+                        f"may need more memory than a worker has. The search stopped; running "
+                        f"it again keeps the finished trials and tries that one again") from None
                 yield result
         finally:
             for future in futures:

@@ -364,13 +364,16 @@ def _round_space(study, r, keep, margin):
 def _run_round(study, r, space, plan, workers, task, bar, heartbeat):
     """Run the planned trials of round r that no trial holds (running or finished), and wait for
     the trials still running from another run; until every planned trial has finished. A trial
-    of a killed run is failed by Optuna's heartbeat check, and so run again."""
+    of a killed run is failed by Optuna's heartbeat check, and so run again; on a Dask cluster,
+    a trial whose worker has left the cluster is failed at once (``Workers.lost``)."""
     State = optuna.trial.TrialState
     announced = False
     while True:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+        for number in workers.lost(_planned(study, (State.RUNNING,))):
+            study.tell(number, state=State.FAIL, skip_if_finished=True)  # its worker is gone
         trials = [t for t in _planned(study) if t.user_attrs["round"] == r]
         held = {t.user_attrs["index"] for t in trials if holds(t)}
         missing = [i for i in range(len(plan)) if i not in held]

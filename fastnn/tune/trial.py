@@ -190,7 +190,8 @@ def call_objective(objective, model_dir, artifact_store, round_, index, space, o
     params = SearchSpace.from_dict(space).suggest(optuna_trial)
     optuna_trial.set_user_attr("hyperparameters", params)
     optuna_trial.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid(),
-                                          "numba_threads": numba.get_num_threads()})
+                                          "numba_threads": numba.get_num_threads(),
+                                          **_dask_worker()})
     trial = Trial(optuna_trial, params, model_dir, artifact_store)
     try:
         value = objective(trial, **params)
@@ -213,6 +214,18 @@ def call_objective(objective, model_dir, artifact_store, round_, index, space, o
     if not math.isfinite(value):
         _fail(optuna_trial, f"the objective returned {value!r}")
     return value
+
+
+def _dask_worker():
+    """{"dask_worker": its address, "dask_scheduler": its scheduler's} in a Dask worker's task,
+    else {} (the search fails a running trial at once when its worker has left the cluster:
+    ``Workers.lost``)."""
+    try:
+        from distributed import get_worker
+        worker = get_worker()
+    except (ImportError, ValueError):
+        return {}
+    return {"dask_worker": worker.address, "dask_scheduler": worker.scheduler.address}
 
 
 def finished(trial):
