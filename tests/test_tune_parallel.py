@@ -14,6 +14,7 @@ optuna = pytest.importorskip("optuna")
 pytest.importorskip("sklearn")
 
 from fastnn.cli import main  # noqa: E402
+from fastnn.nn import load  # noqa: E402
 from fastnn.tune import LogUniform, MLPObjective, OneMinusLogUniform, digits_space, search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,6 +145,25 @@ def test_cli_tune_writes_table_model_plots_and_resumes(tmp_path, capsys):
         with pytest.raises(SystemExit, match=match) as info:  # (the last of an option counts)
             tune(*options)
         assert info.value.code == 2  # a usage error
+
+
+def test_cli_tune_keeps_the_models_in_the_storage_or_a_named_folder(tmp_path, capsys):
+    """--models storage: the trials' models go into the study's database (no models folder), and
+    best_model.npz is the best trial's model from there; --models DIR: files in DIR."""
+    url = f"sqlite:///{tmp_path / 'tune.db'}"
+    base = ["tune", "--trials", "2", "--epochs", "2", "--hidden", "16,32", "--quiet"]
+    assert main([*base, "--storage", url, "--study", "db", "--models", "storage", "--out",
+                 str(tmp_path / "a")]) == 0
+    assert not (tmp_path / "a" / "models").exists()
+    stored = optuna.load_study(study_name="db", storage=url).trials
+    assert all("model_artifact" in t.user_attrs and "model" not in t.user_attrs for t in stored)
+    best = max(stored, key=lambda t: t.value)
+    X, y, X_val, y_val = MLPObjective().load()
+    assert load(tmp_path / "a" / "best_model.npz").evaluate(X_val, y_val)[1] == best.value
+    assert main([*base, "--storage", url, "--study", "dir", "--models",
+                 str(tmp_path / "shared"), "--out", str(tmp_path / "b")]) == 0
+    assert len(list((tmp_path / "shared").glob("dir-trial-*.npz"))) == 2
+    capsys.readouterr()
 
 
 def test_a_killed_pools_manager_thread_reports_no_cancelled_future_race():

@@ -150,6 +150,12 @@ def test_objective_errors_stop_the_search():
     (dict(storage="sqlite:////nonexistent-dir/x/tune.db"), StorageError,
      "storage: cannot open sqlite:////nonexistent-dir/x/tune.db"),
     (dict(storage="not a url"), StorageError, "storage: 'not a url' is not a database URL"),
+    (dict(artifact_store="storage"), ValueError, "artifact_store='storage' keeps the models in "
+     "the search's database, which needs storage to be a database URL, got None"),
+    (dict(artifact_store="s3://bucket"), ValueError, "artifact_store must be None, 'storage' or "
+     "an Optuna artifact store"),
+    (dict(artifact_store="storage", model_dir="models"), ValueError,
+     "pass model_dir or artifact_store"),
 ])
 def test_bad_search_arguments_raise_clear_errors(kwargs, error, match):
     kwargs = {"n_trials": 3, "progress": False, **kwargs}
@@ -191,3 +197,30 @@ def test_mlp_objective_maps_beta_to_each_optimizer():
                progress=False)
     with pytest.raises(ValueError, match="MLPObjective: epochs must be an integer >= 1"):
         MLPObjective(epochs=0)
+
+
+def test_a_plain_postgresql_url_takes_whichever_driver_is_installed(monkeypatch):
+    """psycopg 3 first, else psycopg2; with neither (or without the one a URL names) the error
+    says which URL form goes with which driver."""
+    import importlib.util
+
+    from fastnn.tune import storage
+
+    installed = {"psycopg", "psycopg2"}
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: object() if name in installed else None)
+    url = "postgresql://u:secret@db:5432/tune"
+    assert storage._postgresql_driver(url, "x") == "postgresql+psycopg://u:secret@db:5432/tune"
+    installed.discard("psycopg")
+    assert storage._postgresql_driver(url, "x") == "postgresql+psycopg2://u:secret@db:5432/tune"
+    named = "postgresql+psycopg2://u:secret@db/tune"
+    assert storage._postgresql_driver(named, "x") == named
+    installed.clear()
+    for url in ("postgresql://u:secret@db/tune", named):
+        with pytest.raises(StorageError) as info:
+            storage._postgresql_driver(url, "SHOWN")
+        assert "SHOWN needs a PostgreSQL driver" in str(info.value)
+        assert ("postgresql+psycopg:// needs pip install 'psycopg[binary]' (in fastnn[tune]); "
+                "postgresql+psycopg2:// needs pip install psycopg2-binary") in str(info.value)
+    other = "postgresql+pg8000://u@db/tune"  # another driver: SQLAlchemy's to find
+    assert storage._postgresql_driver(other, "x") == other
