@@ -171,6 +171,23 @@ def test_driver_killed_then_rerun_resumes(postgres, cluster, tmp_path):
     assert "8 complete" in out and os.path.isfile(tmp_path / "o" / "best_model.npz")
 
 
+def test_ctrl_c_of_a_search_on_the_cluster_ends_it_at_once(postgres, cluster, tmp_path):
+    """SIGINT to `fastnn tune --dask ADDRESS`: the tasks are cancelled, one line, status 130
+    (or death by SIGINT, see test_faults_cli) within seconds; the same command resumes."""
+    args = ["--trials", "6", "--dask", cluster.address, "--storage", postgres.url, "--study",
+            "ctrl-c"]
+    driver = tune(*args, out=tmp_path / "o")
+    wait_for(lambda: running_trial(postgres.url, "ctrl-c"), 120, "a trial running")
+    driver.send_signal(signal.SIGINT)
+    _, err = driver.communicate(timeout=30)
+    assert driver.returncode in (130, -signal.SIGINT), err
+    assert err.splitlines() == ["fastnn tune: interrupted; run the same command again to "
+                                "resume the search"]
+    out = finish(tune(*args, out=tmp_path / "o"))
+    check_each_planned_trial_once(trials(postgres.url, "ctrl-c"), 6)
+    assert "6 complete" in out
+
+
 NO_HOSTS = Hosts.unavailable()
 
 

@@ -214,6 +214,8 @@ class Workers:
             pool.shutdown(wait=True)
         elif isinstance(pool, concurrent.futures.ProcessPoolExecutor):
             _stop_processes(pool)
+        elif self.dask:  # the tasks are cancelled; running trials end on their workers
+            pool.shutdown(wait=False)
         else:  # threads cannot be stopped: the running trials end, the others are cancelled
             pool.shutdown(wait=True, cancel_futures=True)
 
