@@ -10,6 +10,11 @@
 - ``machine``: this machine's limits (matmul GFLOP/s, memory GB/s), CPU and GPU; ``busy_core``,
   the load of ``bench --loaded``.
 - ``tables``: the CPU table (``run``) and the GPU table (``run_cuda``).
+- ``cluster``: a distributed search's trials per minute on 1, 2 and 4 Dask workers with a
+  PostgreSQL storage, and its per-trial overheads (scheduling, storage, model transfer)
+  (``run_search_throughput``, ``bench --search``); not imported here (it needs fastnn[tune]).
+- ``services``: throwaway servers for it and for the cluster tests: PostgreSQL, a Dask cluster
+  of separate processes, hosts of their own (network namespaces).
 """
 from fastnn.bench.mlp import MLP_WIDTHS, mlp_step, mlp_step_flops, torch_mlp_step
 from fastnn.bench.tables import require_real_gpu, run, run_cuda

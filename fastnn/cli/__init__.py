@@ -2,7 +2,8 @@
 script ``fastnn``): ``main`` parses the options, checks them and calls the job; the jobs are
 ``fastnn.cli.train`` (on the digits, or on the user's data file with ``--data``),
 ``fastnn.cli.predict`` (a model from ``train --data`` on a data file) and ``fastnn.cli.tune``
-(``bench`` prints the tables of ``fastnn.bench``). The library never imports this package.
+(``bench`` prints the tables of ``fastnn.bench``; ``bench --search`` those of
+``fastnn.bench.cluster``). The library never imports this package.
 
 Every error is one line on stderr, ``fastnn COMMAND: --option: why``, found before any work
 starts: exit status 2 for a bad option or combination of options (as argparse's own errors)
@@ -42,6 +43,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _bench(args):
+    if args.search:
+        _bench_search(args)
+        return
     from fastnn import bench
 
     if args.count and not args.cuda:
@@ -76,6 +80,44 @@ def _bench(args):
     print("--loaded: one core kept busy by a spinning process while the table is measured")
     with busy_core():
         bench.run(quick=args.quick, threads=args.threads)
+
+
+#: The options of ``bench`` that ``--search`` does not take: what each does.
+_NOT_WITH_SEARCH = {"cuda": "times the GPU kernels",
+                    "count": "counts the CUDA training step's launches",
+                    "loaded": "keeps a CPU core busy for the CPU table",
+                    "threads": "sets the CPU table's Numba threads"}
+#: What ``bench --search`` imports: (module, what to call it).
+_SEARCH_MODULES = (("optuna", "Optuna"), ("distributed", "Dask's distributed"),
+                   ("sklearn", "scikit-learn (the digits)"))
+
+
+def _bench_search(args):
+    """``bench --search``: a distributed search's throughput and per-trial overheads
+    (``fastnn.bench.cluster``), on a PostgreSQL server and Dask clusters started here."""
+    import importlib.util
+
+    for name, what in _NOT_WITH_SEARCH.items():
+        if getattr(args, name):
+            raise _Failure(f"{_option(name)} {what}; it does not apply to --search")
+    missing = [what for module, what in _SEARCH_MODULES
+               if importlib.util.find_spec(module) is None]
+    if all(importlib.util.find_spec(module) is None for module in ("psycopg", "psycopg2")):
+        missing.append("a PostgreSQL driver (psycopg)")
+    if missing:
+        raise _Failure(f"--search needs {', '.join(missing)}: pip install "
+                       f"'fastnn[tune,examples]'", 1)
+    from fastnn.bench.services import ServiceError, postgres_binaries
+
+    if postgres_binaries() is None:
+        raise _Failure("--search needs PostgreSQL's server programs (initdb, pg_ctl), not found "
+                       "on PATH or in /usr/lib/postgresql: apt-get install postgresql", 1)
+    from fastnn.bench.cluster import QUICK, run_search_throughput
+
+    try:
+        run_search_throughput(**(QUICK if args.quick else {}))
+    except ServiceError as error:
+        raise _Failure(f"--search: {error}", 1) from None
 
 
 def _count_cuda_step():
@@ -299,7 +341,9 @@ def main(argv=None):
     p.add_argument("--backend", choices=["cpu", "numpy", "cuda"], default=None)
     p.set_defaults(func=_predict)
     p = commands.add_parser("bench", help="time every kernel against its NumPy reference")
-    p.add_argument("--quick", action="store_true", help="a fast subset of the shapes")
+    p.add_argument("--quick", action="store_true",
+                   help="a fast subset of the shapes (with --search: 1 and 2 workers, fewer "
+                   "and shorter trials)")
     p.add_argument("--threads", type=int, default=0, help="Numba threads (default: all cores)")
     p.add_argument("--loaded", action="store_true",
                    help="keep one core busy with a spinning process while measuring (a shared "
@@ -309,6 +353,11 @@ def main(argv=None):
     p.add_argument("--count", action="store_true",
                    help="with --cuda: count the launches, allocations, copies and "
                    "synchronizations of one training step (also in the CUDA simulator)")
+    p.add_argument("--search", action="store_true",
+                   help="instead: trials per minute of a distributed search (fastnn.tune) on "
+                   "1, 2 and 4 Dask workers with a PostgreSQL storage, and its per-trial "
+                   "overheads (scheduling, storage, model transfer); needs PostgreSQL and "
+                   "fastnn[tune]")
     p.set_defaults(func=_bench)
     p = commands.add_parser("tune", help="hyperparameter search for an MLP on handwritten digits",
                             description="Random search (Optuna) over lr, beta (Adam's beta1), "
