@@ -25,8 +25,10 @@ from fastnn.nn import load  # noqa: E402
 from fastnn.tune import MLPObjective, digits_space, search  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Trials of about a second or two, re-run 2 s after their worker dies.
+#: Trials of about half a second, re-run 2 s after their worker dies.
 TUNE = ["--epochs", "60", "--hidden", "30,60", "--heartbeat", "1", "--quiet"]
+#: Trials of a few seconds, for the tests that kill a process in the middle of one.
+LONG = ["--epochs", "400"]
 
 needs_postgres = pytest.mark.skipif(postgres_binaries() is None,
                                     reason="PostgreSQL is not installed (.ci/run installs it)")
@@ -73,9 +75,11 @@ def check_each_planned_trial_once(stored, n):
     return killed
 
 
-def wait_for(condition, timeout, what):
+def wait_for(condition, timeout, what, process):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"the search ended ({process.returncode}) before {what}")
         value = condition()
         if value:
             return value
@@ -139,9 +143,9 @@ def test_worker_killed_in_the_middle_of_a_trial(postgres, cluster, tmp_path):
     model comes from the database. The killed trial is failed as soon as the scheduler has lost
     its worker, long before its heartbeat (30 s here) would go stale."""
     search_ = tune("--trials", "8", "--dask", cluster.address, "--storage", postgres.url,
-                   "--study", "kill-worker", "--heartbeat", "30", out=tmp_path / "o")
+                   "--study", "kill-worker", "--heartbeat", "30", *LONG, out=tmp_path / "o")
     number, pid = wait_for(lambda: running_trial(postgres.url, "kill-worker"), 120,
-                           "a trial running on a worker")
+                           "a trial running on a worker", search_)
     assert pid in cluster.worker_pids().values()
     cluster.kill_worker(pid)
     killed_at = time.time()
@@ -159,9 +163,9 @@ def test_driver_killed_then_rerun_resumes(postgres, cluster, tmp_path):
     """SIGKILL to `fastnn tune` itself: its running trials finish on the workers, and the same
     command run again completes the study, every planned trial once."""
     args = ["--trials", "8", "--dask", cluster.address, "--storage", postgres.url, "--study",
-            "kill-driver"]
+            "kill-driver", *LONG]
     driver = tune(*args, out=tmp_path / "o")
-    wait_for(lambda: running_trial(postgres.url, "kill-driver"), 120, "a trial running")
+    wait_for(lambda: running_trial(postgres.url, "kill-driver"), 120, "a trial running", driver)
     driver.send_signal(signal.SIGKILL)
     driver.communicate()
     before = [t for t in trials(postgres.url, "kill-driver") if t.state.name == "COMPLETE"]
@@ -175,9 +179,9 @@ def test_ctrl_c_of_a_search_on_the_cluster_ends_it_at_once(postgres, cluster, tm
     """SIGINT to `fastnn tune --dask ADDRESS`: the tasks are cancelled, one line, status 130
     (or death by SIGINT, see test_faults_cli) within seconds; the same command resumes."""
     args = ["--trials", "6", "--dask", cluster.address, "--storage", postgres.url, "--study",
-            "ctrl-c"]
+            "ctrl-c", *LONG]
     driver = tune(*args, out=tmp_path / "o")
-    wait_for(lambda: running_trial(postgres.url, "ctrl-c"), 120, "a trial running")
+    wait_for(lambda: running_trial(postgres.url, "ctrl-c"), 120, "a trial running", driver)
     driver.send_signal(signal.SIGINT)
     _, err = driver.communicate(timeout=30)
     assert driver.returncode in (130, -signal.SIGINT), err

@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import socket
+import sys
 import time
 import urllib.parse
 
@@ -220,10 +221,14 @@ def _dask_worker():
     """{"dask_worker": its address, "dask_scheduler": its scheduler's} in a Dask worker's task,
     else {} (the search fails a running trial at once when its worker has left the cluster:
     ``Workers.lost``)."""
+    # A Dask worker has imported distributed; a local worker process is none, and importing it
+    # there would change how that process pickles exceptions (distributed installs tblib's).
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return {}
     try:
-        from distributed import get_worker
-        worker = get_worker()
-    except (ImportError, ValueError):
+        worker = distributed.get_worker()
+    except ValueError:
         return {}
     return {"dask_worker": worker.address, "dask_scheduler": worker.scheduler.address}
 
