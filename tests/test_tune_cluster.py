@@ -47,10 +47,10 @@ def cluster():
         yield dask
 
 
-def tune(*args, out, **popen):
+def tune(*args, out, cwd=ROOT):
     return subprocess.Popen([sys.executable, "-m", "fastnn", "tune", *TUNE, "--out", str(out),
-                             *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, **popen)
+                             *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
 
 
 def finish(process, timeout=300):
@@ -135,6 +135,12 @@ def test_two_searches_at_once_on_postgresql_share_the_trials(postgres, tmp_path)
     best = [line for out in [*outs, rerun] for line in out.splitlines()
             if line.startswith("best: trial")]
     assert len(best) == 3 and len(set(best)) == 1, best
+    other = tune(*args, "--trials", "9", out=tmp_path / "d")  # (the last --trials counts)
+    _, err = other.communicate(timeout=120)
+    assert other.returncode == 2 and "--trials: search: study 'together' in postgresql://" \
+        "fastnn:***@" in err and "n_trials=8 (now 9)" in err, err
+    for printed in [*outs, rerun, err]:
+        assert postgres.password not in printed  # the URL is shown with its password hidden
 
 
 def test_worker_killed_in_the_middle_of_a_trial(postgres, cluster, tmp_path):
@@ -189,6 +195,60 @@ def test_ctrl_c_of_a_search_on_the_cluster_ends_it_at_once(postgres, cluster, tm
                                 "resume the search"]
     out = finish(tune(*args, out=tmp_path / "o"))
     check_each_planned_trial_once(trials(postgres.url, "ctrl-c"), 6)
+    assert "6 complete" in out
+
+
+def test_a_database_restart_between_searches_costs_nothing(postgres, cluster, tmp_path):
+    """The workers' pooled connections to PostgreSQL die with a restart: each is checked before
+    use and replaced, so the next search runs at once (no error in each worker once). A relative
+    --models folder is the driver's (the workers started elsewhere)."""
+    args = ["--trials", "4", "--dask", cluster.address, "--storage", postgres.url]
+    finish(tune(*args, "--study", "before-restart", out=tmp_path / "a"))
+    postgres.restart()
+    out = finish(tune(*args, "--study", "after-restart", "--models", "relative", out="o",
+                      cwd=tmp_path))
+    assert "4 complete" in out
+    check_each_planned_trial_once(trials(postgres.url, "after-restart"), 4)
+    assert len(list((tmp_path / "relative").glob("after-restart-trial-*.npz"))) == 4
+
+
+def test_a_scheduler_without_workers_is_reported(postgres, tmp_path, monkeypatch, capsys):
+    """A scheduler that has no worker (none started, or none could connect): one line naming
+    --dask after the wait, not a search that waits forever."""
+    from fastnn.cli import main
+    from fastnn.cli import tune as tune_job
+
+    monkeypatch.setattr(tune_job, "DASK_WORKERS_TIMEOUT", 2)
+    with DaskCluster(0) as empty:
+        with pytest.raises(SystemExit) as info:
+            main(["tune", *TUNE, "--trials", "2", "--dask", empty.address, "--storage",
+                  postgres.url, "--study", "no-workers", "--out", str(tmp_path / "o")])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].endswith("has no workers yet; waiting up to 2 s for one")
+    assert err[-1] == (f"fastnn tune: --dask: the Dask scheduler '{empty.address}' has no "
+                       f"workers after 2 s; start some on the machines that run trials: dask "
+                       f"worker {empty.address}")
+
+
+def test_losing_the_scheduler_ends_the_search_with_one_line(postgres, tmp_path):
+    """SIGKILL to the scheduler in the middle of a search: the driver ends with one line (its
+    workers end with their scheduler); a new cluster and the same command resume it."""
+    args = ["--trials", "6", "--storage", postgres.url, "--study", "scheduler-lost", *LONG]
+    with DaskCluster(1) as doomed:
+        driver = tune(*args, "--dask", doomed.address, out=tmp_path / "o")
+        wait_for(lambda: running_trial(postgres.url, "scheduler-lost"), 120, "a trial running",
+                 driver)
+        doomed.scheduler.kill()
+        _, err = driver.communicate(timeout=120)
+    assert driver.returncode == 1, err
+    assert err.splitlines()[-1] == (
+        f"fastnn tune: search: the Dask scheduler at {doomed.address} was lost (the client "
+        f"cancelled its tasks); start it and its workers again, then run the same search again "
+        f"to resume it"), err
+    with DaskCluster(1) as again:
+        out = finish(tune(*args, "--dask", again.address, out=tmp_path / "o"))
+    check_each_planned_trial_once(trials(postgres.url, "scheduler-lost"), 6)
     assert "6 complete" in out
 
 

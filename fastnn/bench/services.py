@@ -154,6 +154,11 @@ class PostgresServer:
         self._run("createdb", "-h", self.host, "-p", str(self.port), "-U", self.user,
                   self.database, env={**os.environ, "PGPASSWORD": self.password})
 
+    def restart(self):
+        """Stop the server (fast: every connection is ended) and start it again."""
+        self._run("pg_ctl", "restart", "-D", self.data, "-l", self.log, "-m", "fast", "-w", "-t",
+                  "60")
+
     def close(self):
         """Stop the server (fast shutdown: connections are ended) and remove its folder."""
         if self._started:
@@ -284,7 +289,8 @@ class DaskCluster:
                 else:
                     argv += ["--host", host]
                 self._spawn(argv)
-            self.wait_for_workers(workers, timeout)
+            if workers:
+                self.wait_for_workers(workers, timeout)
         except BaseException:
             self.close()
             raise

@@ -233,12 +233,16 @@ _SETTINGS = {"n_trials": "--trials", "rounds": "--rounds", "sampler": "--sampler
 
 def _tune(args):
     try:
+        from optuna.exceptions import StorageInternalError
+        from sqlalchemy.exc import DBAPIError
+
         from fastnn.cli import tune
         from fastnn.cli._common import OptionError
         from fastnn.tune import SearchFailedError, SpaceError, StorageError
         from fastnn.tune.parallel import WorkerDiedError
         from fastnn.tune.search import MAX_HEARTBEAT, MAX_TRIALS, SettingsError
         from fastnn.tune.space import DIGITS_RANGES
+        from fastnn.tune.storage import root_cause
     except ImportError as error:
         raise _Failure(str(error), 1) from None
     from fastnn.tabular import DataError
@@ -298,6 +302,10 @@ def _tune(args):
         raise _Failure(f"{options}: {error}") from None
     except (SearchFailedError, WorkerDiedError) as error:
         raise _Failure(str(error), 1) from None
+    except (StorageInternalError, DBAPIError) as error:
+        raise _Failure(f"--storage: the database failed in the middle of the search "
+                       f"({root_cause(error)}); the finished trials are kept: run the same "
+                       f"command again to resume", 1) from None
     except ImportError as error:  # pyarrow for Parquet
         raise _Failure(str(error), 1) from None
 

@@ -45,12 +45,14 @@ from fastnn.tune.search import (
     search,
 )
 from fastnn.tune.space import SearchSpace, digits_space
-from fastnn.tune.storage import StorageError, in_memory, open_storage
+from fastnn.tune.storage import StorageError, describe, in_memory, open_storage
 
-__all__ = ["DASK_TIMEOUT", "FILES", "run"]
+__all__ = ["DASK_TIMEOUT", "DASK_WORKERS_TIMEOUT", "FILES", "run"]
 
 #: Seconds to wait for a Dask scheduler before giving up.
 DASK_TIMEOUT = 5
+#: Seconds to wait for a scheduler without workers to get its first one.
+DASK_WORKERS_TIMEOUT = 30
 #: The files ``run`` writes in ``out``.
 FILES = ("best_model.npz", "trials.csv", "lr_vs_accuracy.png", "rounds.png",
          "grid_vs_random.png")
@@ -120,7 +122,10 @@ def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random",
                         metric=f"val_{objective.metric}", progress=progress)
     seconds = time.perf_counter() - start
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
-    print(f"study {study!r} in {storage}: {counts}; this run {seconds:.1f} s")
+    killed = sum(t.state == "FAIL" and t.reason is None for t in result.trials)
+    if killed:  # (a search that ends has run each planned trial again)
+        counts += f" ({killed} killed in the middle, by their worker's or run's end, and run again)"
+    print(f"study {study!r} in {describe(storage)}: {counts}; this run {seconds:.1f} s")
     print(result.table(10))
     _write_trials(result, os.path.join(out, "trials.csv"))
     if not result.top(1):
@@ -213,10 +218,20 @@ def _where(dask, jobs, executor):
         return
     try:
         client = Client(dask, timeout=DASK_TIMEOUT)
-    except (OSError, TimeoutError, ValueError, AssertionError) as error:
+    except (OSError, TimeoutError, ValueError, TypeError, AssertionError) as error:
         raise OptionError("dask", f"cannot connect to the Dask scheduler {dask!r}: "
                                   f"{type(error).__name__}: {error}") from None
     with client:
+        if not client.scheduler_info()["workers"]:
+            print(f"fastnn tune: the Dask scheduler {dask} has no workers yet; waiting up to "
+                  f"{DASK_WORKERS_TIMEOUT} s for one", file=sys.stderr)
+            try:
+                client.wait_for_workers(1, timeout=DASK_WORKERS_TIMEOUT)
+            except (TimeoutError, OSError):
+                raise OptionError("dask", f"the Dask scheduler {dask!r} has no workers after "
+                                          f"{DASK_WORKERS_TIMEOUT} s; start some on the "
+                                          f"machines that run trials: dask worker {dask}") \
+                    from None
         yield client
 
 

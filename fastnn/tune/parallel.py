@@ -173,6 +173,20 @@ def _is_dask_client(executor):
     return isinstance(executor, Client)
 
 
+@functools.lru_cache(maxsize=64)
+def _resolved(address):
+    """A Dask address with its host name resolved (tcp://localhost:8786 and tcp://127.0.0.1:8786
+    are one scheduler), or the address itself when it cannot be resolved (None stays None)."""
+    if address is None:
+        return None
+    from distributed.comm import resolve_address
+
+    try:
+        return resolve_address(address)
+    except (OSError, ValueError):
+        return address
+
+
 class Workers:
     """Runs tasks where ``jobs`` and ``executor`` say (see the module's docstring); a context
     manager that starts the pool on entry and stops it on exit."""
@@ -226,9 +240,10 @@ class Workers:
         address). Elsewhere none: the heartbeats find them, after 2 x heartbeat seconds."""
         if not self.dask:
             return []
-        scheduler = self.executor.scheduler.address
+        scheduler = _resolved(self.executor.scheduler.address)
         running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING
-                   and t.user_attrs.get("worker", {}).get("dask_scheduler") == scheduler]
+                   and _resolved(t.user_attrs.get("worker", {}).get("dask_scheduler"))
+                   == scheduler]
         if not running:
             return []
         alive = set(self.executor.scheduler_info()["workers"])
@@ -256,6 +271,13 @@ class Workers:
                         "search: a worker process died in the middle of a trial (killed, or out "
                         "of memory); run the same search again to resume it (the trial runs "
                         "again once its heartbeat is stale)") from None
+                except concurrent.futures.CancelledError:
+                    if not self.dask:
+                        raise
+                    raise WorkerDiedError(
+                        f"search: the Dask scheduler at {self.executor.scheduler.address} was "
+                        f"lost (the client cancelled its tasks); start it and its workers again, "
+                        f"then run the same search again to resume it") from None
                 except Exception as error:
                     if type(error).__name__ != "KilledWorker":  # distributed.KilledWorker
                         raise

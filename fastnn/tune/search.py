@@ -25,6 +25,7 @@ grid tries only n^(1/d) values of each, the most important one included, a rando
 """
 import math
 import numbers
+import os
 import pickle
 import time
 import warnings
@@ -37,7 +38,7 @@ from fastnn.nn import load
 from fastnn.tune.models import artifact_store_for, download_model
 from fastnn.tune.parallel import TrialTask, Workers
 from fastnn.tune.space import SearchSpace, derive_seed
-from fastnn.tune.storage import in_memory, open_storage
+from fastnn.tune.storage import describe, in_memory, open_storage
 from fastnn.tune.trial import FAIL_REASON, check_objective, finished, holds
 
 __all__ = ["SAMPLERS", "SearchFailedError", "SearchResult", "SettingsError", "TrialRecord",
@@ -278,6 +279,8 @@ def search(objective, space, n_trials, *, rounds=1, sampler="random", keep=0.25,
         raise ValueError(f"search: pass model_dir or artifact_store (where the models are "
                          f"kept), not both; got {model_dir!r} and {artifact_store!r}")
     artifact_store = artifact_store_for(artifact_store, storage)
+    if model_dir is not None:  # the same folder for workers that start elsewhere
+        model_dir = os.path.abspath(model_dir)
     workers = Workers(jobs, executor)
     if workers.remote:
         if not isinstance(storage, str) or in_memory(storage):
@@ -336,10 +339,10 @@ def _check_settings(study, settings, storage):
              if stored.get(key) != value and (key in stored or key != "objective")]
     if names:  # (a study stored before objectives had settings is not checked for them)
         changed = [f"{key}={stored.get(key)!r} (now {settings[key]!r})" for key in names]
-        raise SettingsError(names, f"search: study {study.study_name!r} in {storage!r} was "
-                                   f"started with other settings: {'; '.join(changed)}; to "
-                                   f"resume it pass the same settings, or pass another "
-                                   f"study_name for a new search")
+        raise SettingsError(names, f"search: study {study.study_name!r} in "
+                                   f"{describe(storage)} was started with other settings: "
+                                   f"{'; '.join(changed)}; to resume it pass the same settings, "
+                                   f"or give a new search another study name")
 
 
 def _round_space(study, r, keep, margin):

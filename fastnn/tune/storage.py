@@ -27,8 +27,8 @@ import warnings
 import optuna
 import sqlalchemy
 
-__all__ = ["StorageError", "configure_engine", "engine_options", "in_memory", "open_storage",
-           "shown_url"]
+__all__ = ["StorageError", "configure_engine", "describe", "engine_options", "in_memory",
+           "open_storage", "root_cause", "shown_url"]
 
 
 class StorageError(RuntimeError):
@@ -83,6 +83,22 @@ def shown_url(url):
                            "'sqlite:///tune.db' or 'postgresql://user:password@host/db'") from None
 
 
+def root_cause(error):
+    """"Type: first line" of the innermost cause of ``error`` (the driver's error under
+    SQLAlchemy's and Optuna's wrappers: permission denied, the server shutting down...)."""
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    return f"{type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]}"
+
+
+def describe(storage):
+    """``storage`` for messages: a URL with its password hidden, else its repr."""
+    try:
+        return shown_url(storage) if isinstance(storage, str) else repr(storage)
+    except StorageError:
+        return repr(storage)
+
+
 @functools.lru_cache(maxsize=None)
 def _rdb_storage(url, heartbeat):
     shown = shown_url(url)
@@ -92,17 +108,21 @@ def _rdb_storage(url, heartbeat):
     except ImportError as error:
         raise StorageError(f"storage: the database driver for {shown} is not installed "
                            f"({error}); install it") from None
-    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError, ValueError) as error:
+    except (sqlalchemy.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError,
+            RuntimeError, ValueError) as error:
+        hint = ""
+        if url.partition("://")[2].partition("/")[0].count("@") > 1:
+            hint = ("; a password with @, :, / or % must be percent-encoded in the URL "
+                    "(urllib.parse.quote(password, safe=''))")
         raise StorageError(f"storage: cannot open {shown}: the database is unreachable or "
-                           f"unusable ({type(error).__name__}: {str(error).splitlines()[0]})") \
-            from None
+                           f"unusable ({root_cause(error)}){hint}") from None
     configure_engine(storage.engine)
     try:  # another application's database with tables of the same names fails here, not later
         storage.get_all_studies()
     except Exception as error:
         raise StorageError(f"storage: cannot use {shown}: it is not an Optuna database, or it is "
-                           f"damaged ({type(error).__name__}: "
-                           f"{(str(error).splitlines() or [''])[0]})") from None
+                           f"damaged, or this user may not read it ({root_cause(error)})") \
+            from None
     # Optuna's cache of finished trials, kept for the process: each study loaded from a bare
     # RDBStorage gets a new, empty cache and reads every trial again (quadratic in trials).
     return optuna.storages.get_storage(storage)
@@ -110,13 +130,15 @@ def _rdb_storage(url, heartbeat):
 
 def engine_options(url, shown):
     """(url, SQLAlchemy engine keyword arguments) for a database URL: an SQLite file is checked
-    and waits up to 60 s for the write lock; PostgreSQL gets its driver named and a 10 s connect
-    timeout."""
+    and waits up to 60 s for the write lock; PostgreSQL gets its driver named, a 10 s connect
+    timeout and a check of each pooled connection before use."""
     if url.startswith("sqlite"):
         _check_sqlite_file(sqlalchemy.engine.make_url(url).database, shown)
         return url, {"connect_args": {"timeout": 60}}
-    if url.startswith("postgresql"):
-        return _postgresql_driver(url, shown), {"connect_args": {"connect_timeout": 10}}
+    if url.startswith("postgresql"):  # pre-ping: a pooled connection that a server restart
+        # ended is replaced, not used (an error in each process once, after every restart)
+        return _postgresql_driver(url, shown), {"connect_args": {"connect_timeout": 10},
+                                                "pool_pre_ping": True}
     return url, {}
 
 
