@@ -124,7 +124,7 @@ def run(trials=20, jobs=1, storage=None, study=None, rounds=1, sampler="random",
     counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(result.counts().items()))
     killed = sum(t.state == "FAIL" and t.reason is None for t in result.trials)
     if killed:  # (a search that ends has run each planned trial again)
-        counts += f" ({killed} killed in the middle, by their worker's or run's end, and run again)"
+        counts += f" ({killed} stopped mid-trial when a worker or run was killed; run again)"
     print(f"study {study!r} in {describe(storage)}: {counts}; this run {seconds:.1f} s")
     print(result.table(10))
     _write_trials(result, os.path.join(out, "trials.csv"))
