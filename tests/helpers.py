@@ -124,3 +124,13 @@ def cli_fails(argv, match, status=2):
     line = str(info.value)
     assert "\n" not in line and re.search(match, line), line
     return line
+
+
+def interruptible():
+    """``preexec_fn`` for a command that a test interrupts with SIGINT: a program started in
+    the background by a shell (``cmd &``, as CI scripts may be run) ignores SIGINT, its children
+    inherit that, and Python then installs no Ctrl-C handler; this gives the command the
+    default, so that the test's SIGINT is a Ctrl-C."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

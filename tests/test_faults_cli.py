@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from helpers import cli_fails as fails
+from helpers import interruptible
 
 from fastnn.cli import main
 
@@ -336,7 +337,7 @@ def test_ctrl_c_of_tune_with_two_worker_processes_ends_at_once(tmp_path):
         [sys.executable, "-m", "fastnn", "tune", "--trials", "4", "--epochs", "20", "--hidden",
          "30,60", "--jobs", "2", "--heartbeat", "1", "--quiet", "--out", str(tmp_path / "o")],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True)
+        start_new_session=True, preexec_fn=interruptible)
     time.sleep(2.0)
     os.killpg(process.pid, signal.SIGINT)
     try:

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers import interruptible
 
 optuna = pytest.importorskip("optuna")
 pytest.importorskip("distributed")
@@ -50,7 +51,7 @@ def cluster():
 def tune(*args, out, cwd=ROOT):
     return subprocess.Popen([sys.executable, "-m", "fastnn", "tune", *TUNE, "--out", str(out),
                              *args], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=interruptible)
 
 
 def finish(process, timeout=300):
