@@ -4,6 +4,7 @@ work starts; a missing matplotlib skips the plots with a note."""
 import os
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -323,6 +324,36 @@ def test_tune_checks_its_models_folder_and_storage_before_any_trial(tmp_path, no
                         lambda path, mode: real(path, mode) and str(path) != str(readonly))
     fails([*TUNE, "--out", str(out), "--storage", f"sqlite:///{readonly}"],
           "^fastnn tune: --storage: cannot open .*readonly.db.* is read-only")
+
+
+def test_a_ctrl_c_dropped_in_a_finalizer_is_delivered_again():
+    """A KeyboardInterrupt raised in a weakref callback, which Python can only drop, reaches the
+    command's main thread anyway (the CLI's unraisablehook), also in a blocking wait. (In a
+    fresh interpreter: pytest has an unraisablehook of its own.)"""
+    code = textwrap.dedent("""
+        import sys, time, weakref
+        from fastnn.cli import _redeliver_interrupt
+        sys.unraisablehook = _redeliver_interrupt(sys.unraisablehook)
+
+        class Thing:
+            pass
+
+        def dropped(_):
+            raise KeyboardInterrupt  # as a Ctrl-C landing while a finalizer runs
+
+        try:
+            for _ in range(3):
+                thing = Thing()
+                ref = weakref.ref(thing, dropped)
+                del thing
+                time.sleep(10)
+                print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted")
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, preexec_fn=interruptible)
+    assert done.stdout == "interrupted\n" and done.stderr == "", done
 
 
 def test_ctrl_c_of_tune_with_two_worker_processes_ends_at_once(tmp_path):

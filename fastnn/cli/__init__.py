@@ -428,18 +428,29 @@ def _redeliver_interrupt(hook):
     KeyboardInterrupt raised while a finalizer runs (a weakref callback, ``__del__``, which the
     garbage collector calls between any two lines) can only be printed as "Exception ignored",
     and the job would go on as if never interrupted. Another thread sends the main thread SIGINT
-    again, once the finalizer is over (a real signal: it also wakes a blocking wait; raising it
-    here would be dropped the same way). Other exceptions go to ``hook``."""
+    again once this hook has returned (a real signal: it also wakes a blocking wait; one that
+    landed in the hook itself would be dropped for good). Other exceptions go to ``hook``."""
     import signal
     import threading
+    import time
+
+    in_hook = threading.Event()
+
+    def send_when_out(main_thread):
+        while in_hook.is_set():
+            time.sleep(0.001)
+        signal.pthread_kill(main_thread, signal.SIGINT)
 
     def redeliver(unraisable):
-        if isinstance(unraisable.exc_value, KeyboardInterrupt):
-            main_thread = threading.main_thread().ident
-            threading.Thread(target=signal.pthread_kill, args=(main_thread, signal.SIGINT),
-                             name="fastnn-redeliver-sigint", daemon=True).start()
+        if not isinstance(unraisable.exc_value, KeyboardInterrupt):
+            hook(unraisable)
             return
-        hook(unraisable)
+        in_hook.set()
+        try:
+            threading.Thread(target=send_when_out, args=(threading.main_thread().ident,),
+                             name="fastnn-redeliver-sigint", daemon=True).start()
+        finally:
+            in_hook.clear()
     return redeliver
 
 
