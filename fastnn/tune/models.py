@@ -14,9 +14,7 @@
 import functools
 import io
 import os
-import random
 import tempfile
-import time
 import warnings
 
 import optuna
@@ -24,7 +22,7 @@ import sqlalchemy
 from optuna.artifacts.exceptions import ArtifactNotFound
 
 from fastnn.nn import load
-from fastnn.tune.storage import configure_engine, engine_options, shown_url
+from fastnn.tune.storage import configure_engine, creating_tables, engine_options, shown_url
 
 __all__ = ["IN_STORAGE", "DatabaseArtifactStore", "artifact_store_for", "download_model",
            "upload_model"]
@@ -80,20 +78,13 @@ class DatabaseArtifactStore:
 
 
 @functools.lru_cache(maxsize=None)
-def _engine(url, attempts=10):
-    """The process's engine for ``url``, with ``TABLE`` created if missing (tried again when
-    another process creates it at the same moment)."""
+def _engine(url):
+    """The process's engine for ``url``, with ``TABLE`` created if missing."""
     url, kwargs = engine_options(url, shown_url(url))
     engine = sqlalchemy.create_engine(url, **kwargs)
     configure_engine(engine)
-    for attempt in range(attempts):
-        try:
-            _metadata.create_all(engine, checkfirst=True)
-            return engine
-        except sqlalchemy.exc.SQLAlchemyError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(random.uniform(0.1, 0.5))
+    creating_tables(lambda: _metadata.create_all(engine, checkfirst=True))
+    return engine
 
 
 def artifact_store_for(artifact_store, storage):

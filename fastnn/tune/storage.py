@@ -27,8 +27,8 @@ import warnings
 import optuna
 import sqlalchemy
 
-__all__ = ["StorageError", "configure_engine", "describe", "engine_options", "in_memory",
-           "open_storage", "root_cause", "shown_url"]
+__all__ = ["StorageError", "configure_engine", "creating_tables", "describe", "engine_options",
+           "in_memory", "open_storage", "root_cause", "shown_url"]
 
 
 class StorageError(RuntimeError):
@@ -177,16 +177,24 @@ def _postgresql_driver(url, shown):
                        f"{options}")
 
 
-def _create(url, engine_kwargs, heartbeat, attempts=10):
-    """``RDBStorage(url)``; tried again (after up to 0.5 s) when another process is creating the
-    same database's tables at that moment (its schema commit conflicts with ours)."""
+def _create(url, engine_kwargs, heartbeat):
+    """``RDBStorage(url)``, through ``creating_tables``."""
+    def create():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=heartbeat)
+    return creating_tables(create)
+
+
+def creating_tables(create, attempts=10):
+    """``create()``, tried again (after up to 0.5 s) when another process is creating the same
+    database's tables at that moment (its schema commit conflicts with ours)."""
     for attempt in range(attempts):
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                  heartbeat_interval=heartbeat)
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+            return create()
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError,
+                sqlalchemy.exc.ProgrammingError):
             if attempt == attempts - 1:
                 raise
             time.sleep(random.uniform(0.1, 0.5))
